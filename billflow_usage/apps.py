@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class BillflowUsageConfig(AppConfig):
+    name = "billflow_usage"
+    verbose_name = _("Usage billing")
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from billflow_usage import checks  # noqa: F401  (registers the system checks)

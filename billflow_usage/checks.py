@@ -1,0 +1,178 @@
+"""System checks for ``BILLFLOW_USAGE`` (``billflow_usage.E001``...), each with a hint.
+
+Misconfiguration is reported here, by ``manage.py check`` and at server start, rather than by
+exceptions at import time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from django.conf import settings
+from django.core import checks
+from django.utils.module_loading import import_string
+
+from billflow_usage.conf import DEFAULTS, SETTINGS_NAME, billflow_settings
+
+METER_APIS = ("v1", "v2", "legacy")
+DELIVERY_MODES = ("on_commit", "worker", "celery")
+PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
+STRIPE_BACKEND = "billflow_usage.backends.stripe.StripeBackend"
+STRIPE_SEAT_UPDATES_PER_HOUR = 200
+
+
+def _positive_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _non_negative_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _optional_prefixed(*prefixes: str) -> Callable[[Any], bool]:
+    return lambda value: value is None or (isinstance(value, str) and value.startswith(prefixes))
+
+
+#: Setting name -> (is it well-formed?, what a good value looks like).
+VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "STRIPE_API_KEY": (
+        _optional_prefixed("sk_", "rk_"),
+        "a Stripe secret or restricted key ('sk_...' / 'rk_...'), or None for dj-stripe's",
+    ),
+    "STRIPE_API_BASE": (
+        _optional_prefixed("http://", "https://"),
+        "a base URL such as 'http://127.0.0.1:12111', or None for Stripe itself",
+    ),
+    "STRIPE_ACCOUNT": (_optional_prefixed("acct_"), "a connected account ID 'acct_...' or None"),
+    "ON_COMMIT_TIMEOUT": (_positive_number, "a number of seconds greater than 0"),
+    "BATCH_SIZE": (_positive_int, "a whole number greater than 0"),
+    "CLAIM_LEASE": (_positive_number, "a number of seconds greater than 0"),
+    "AGGREGATION_WINDOW": (_non_negative_number, "a number of seconds, 0 to turn it off"),
+    "MAX_ATTEMPTS": (_positive_int, "a whole number greater than 0"),
+    "RETRY_BASE_DELAY": (_positive_number, "a number of seconds greater than 0"),
+    "RETRY_MAX_DELAY": (_positive_number, "a number of seconds greater than 0"),
+    "SEAT_UPDATES_PER_HOUR": (
+        lambda v: _positive_int(v) and v <= STRIPE_SEAT_UPDATES_PER_HOUR,
+        f"a whole number from 1 to {STRIPE_SEAT_UPDATES_PER_HOUR} (Stripe's own limit)",
+    ),
+    "DEFAULT_PRORATION_BEHAVIOR": (
+        lambda v: v in PRORATION_BEHAVIORS,
+        "one of " + ", ".join(repr(p) for p in PRORATION_BEHAVIORS),
+    ),
+    "TRACKERS": (
+        lambda v: isinstance(v, list | tuple) and all(isinstance(p, str) for p in v),
+        "a list of dotted paths to functions that declare trackers",
+    ),
+    "AUTODISCOVER": (lambda v: isinstance(v, bool), "True or False"),
+}
+
+
+@checks.register("billflow_usage")
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    raw = getattr(settings, SETTINGS_NAME, {})
+    if not isinstance(raw, dict):
+        return [
+            checks.Error(
+                f"{SETTINGS_NAME} must be a dict, got {type(raw).__name__}.",
+                hint=f"Set {SETTINGS_NAME} = {{'BACKEND': ...}} in your settings.",
+                id="billflow_usage.E006",
+            )
+        ]
+    return [
+        *_unknown_keys(raw),
+        *_backend(),
+        *_choice("METER_API", METER_APIS, "billflow_usage.E002"),
+        *_choice("DELIVERY", DELIVERY_MODES, "billflow_usage.E003"),
+        *_celery(),
+        *_stripe_key(),
+        *_values(raw),
+    ]
+
+
+def _unknown_keys(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
+    for key in raw:
+        if key not in DEFAULTS:
+            close = difflib.get_close_matches(str(key), DEFAULTS, n=1)
+            hint = f"Did you mean {close[0]!r}?" if close else "Known keys: " + ", ".join(DEFAULTS)
+            yield checks.Warning(
+                f"{SETTINGS_NAME}[{key!r}] is not a setting of billflow_usage and is ignored.",
+                hint=hint,
+                id="billflow_usage.W001",
+            )
+
+
+def _backend() -> Iterator[checks.CheckMessage]:
+    from billflow_usage.backends.base import BaseBackend
+
+    path = billflow_settings.BACKEND
+    try:
+        backend_class = import_string(path)
+    except ImportError as exc:
+        yield checks.Error(
+            f"{SETTINGS_NAME}['BACKEND'] = {path!r} cannot be imported: {exc}.",
+            hint="Use 'billflow_usage.backends.stripe.StripeBackend', "
+            "'billflow_usage.backends.locmem.LocMemBackend', "
+            "'billflow_usage.backends.console.ConsoleBackend' or your own BaseBackend subclass.",
+            id="billflow_usage.E001",
+        )
+        return
+    if not (isinstance(backend_class, type) and issubclass(backend_class, BaseBackend)):
+        yield checks.Error(
+            f"{SETTINGS_NAME}['BACKEND'] = {path!r} is not a BaseBackend subclass.",
+            hint="Subclass billflow_usage.backends.base.BaseBackend.",
+            id="billflow_usage.E001",
+        )
+
+
+def _choice(name: str, allowed: tuple[str, ...], check_id: str) -> Iterator[checks.CheckMessage]:
+    value = getattr(billflow_settings, name)
+    if value not in allowed:
+        yield checks.Error(
+            f"{SETTINGS_NAME}[{name!r}] = {value!r} is not one of {', '.join(allowed)}.",
+            hint=f"Set {SETTINGS_NAME}[{name!r}] to one of: " + ", ".join(map(repr, allowed)),
+            id=check_id,
+        )
+
+
+def _celery() -> Iterator[checks.CheckMessage]:
+    if billflow_settings.DELIVERY == "celery" and importlib.util.find_spec("celery") is None:
+        yield checks.Error(
+            f"{SETTINGS_NAME}['DELIVERY'] is 'celery' but Celery is not installed.",
+            hint="pip install 'billflow-usage[celery]', or use DELIVERY 'worker'.",
+            id="billflow_usage.E007",
+        )
+
+
+def _stripe_key() -> Iterator[checks.CheckMessage]:
+    if billflow_settings.BACKEND == STRIPE_BACKEND and not billflow_settings.stripe_api_key:
+        yield checks.Error(
+            "The Stripe backend has no API key.",
+            hint=f"Set {SETTINGS_NAME}['STRIPE_API_KEY'], or dj-stripe's STRIPE_TEST_SECRET_KEY "
+            "/ STRIPE_LIVE_SECRET_KEY; for development use the console or locmem backend.",
+            id="billflow_usage.E004",
+        )
+
+
+def _values(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
+    for name, (is_valid, expected) in VALUE_RULES.items():
+        if name in raw and not is_valid(raw[name]):
+            shown = "(a value)" if name == "STRIPE_API_KEY" else repr(raw[name])
+            yield checks.Error(
+                f"{SETTINGS_NAME}[{name!r}] = {shown} is malformed.",
+                hint=f"Expected {expected}.",
+                id="billflow_usage.E005",
+            )
+    base, cap = billflow_settings.RETRY_BASE_DELAY, billflow_settings.RETRY_MAX_DELAY
+    if _positive_number(base) and _positive_number(cap) and base > cap:
+        yield checks.Error(
+            f"{SETTINGS_NAME}['RETRY_BASE_DELAY'] ({base}) is larger than RETRY_MAX_DELAY ({cap}).",
+            hint="The first retry delay must not exceed the cap.",
+            id="billflow_usage.E005",
+        )

@@ -1,0 +1,81 @@
+"""The ``BILLFLOW_USAGE`` settings dict, read through one object with every default here.
+
+Values are read on each access (not cached at import) so ``override_settings`` and
+``settings`` fixtures work; validation lives in :mod:`billflow_usage.checks`, never here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+
+SETTINGS_NAME = "BILLFLOW_USAGE"
+
+DEFAULTS: dict[str, Any] = {
+    # Where usage goes: a dotted path to a billflow_usage.backends.base.BaseBackend subclass.
+    "BACKEND": "billflow_usage.backends.stripe.StripeBackend",
+    # Stripe access. None means "dj-stripe's configured secret key".
+    "STRIPE_API_KEY": None,
+    # One base URL for both the "api" and "meter_events" addresses (local fakes, proxies).
+    "STRIPE_API_BASE": None,
+    # A connected account ("acct_...") to act on behalf of.
+    "STRIPE_ACCOUNT": None,
+    # "v1" one request per event, "v2" session + stream, "legacy" pre-meter usage records.
+    "METER_API": "v1",
+    # "on_commit" tries right after commit in-process; "worker" leaves it to workers;
+    # "celery" enqueues a task.
+    "DELIVERY": "on_commit",
+    # Seconds the in-process on_commit attempt may spend before leaving the rest pending.
+    "ON_COMMIT_TIMEOUT": 2.0,
+    # Events claimed per worker batch.
+    "BATCH_SIZE": 500,
+    # Seconds a worker's claim is held before another worker may redo it.
+    "CLAIM_LEASE": 300,
+    # Sum meters: pending events of one customer and metric within this many seconds become
+    # one Stripe event. 0 turns aggregation off.
+    "AGGREGATION_WINDOW": 0,
+    # Retries: attempts before an event is failed, and the exponential backoff bounds.
+    "MAX_ATTEMPTS": 12,
+    "RETRY_BASE_DELAY": 2.0,
+    "RETRY_MAX_DELAY": 3600.0,
+    # Stripe allows 200 quantity updates per hour per subscription; stay below it.
+    "SEAT_UPDATES_PER_HOUR": 150,
+    # Used for licensed metrics that don't set their own.
+    "DEFAULT_PRORATION_BEHAVIOR": "create_prorations",
+    # Dotted paths to callables that declare trackers (run when the app is ready).
+    "TRACKERS": [],
+    # Import "<app>.usage" in every installed app, like admin.py.
+    "AUTODISCOVER": True,
+}
+
+
+class BillflowSettings:
+    """Attribute access to ``settings.BILLFLOW_USAGE`` merged over :data:`DEFAULTS`."""
+
+    def user_settings(self) -> dict[str, Any]:
+        value = getattr(django_settings, SETTINGS_NAME, None)
+        return value if isinstance(value, dict) else {}
+
+    def __getattr__(self, name: str) -> Any:
+        if name not in DEFAULTS:
+            raise AttributeError(f"{SETTINGS_NAME} has no setting {name!r}")
+        return self.user_settings().get(name, DEFAULTS[name])
+
+    @property
+    def stripe_api_key(self) -> str:
+        """The key to call Stripe with: ours, else dj-stripe's, else empty."""
+        configured = self.user_settings().get("STRIPE_API_KEY")
+        if configured:
+            return str(configured)
+        from djstripe.settings import djstripe_settings
+
+        return str(djstripe_settings.STRIPE_SECRET_KEY or "")
+
+    @property
+    def livemode(self) -> bool:
+        """Whether recorded usage is live money: decided by the configured key's prefix."""
+        return self.stripe_api_key.startswith(("sk_live_", "rk_live_"))
+
+
+billflow_settings = BillflowSettings()

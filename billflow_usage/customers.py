@@ -1,0 +1,78 @@
+"""Turn what callers pass as a customer into a Stripe customer ID."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Q
+
+from billflow_usage.conf import billflow_settings
+from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
+
+CUSTOMER_ID_RE = re.compile(r"cus_[A-Za-z0-9]+")
+
+
+@dataclass(frozen=True)
+class ResolvedCustomer:
+    id: str
+    #: From the dj-stripe Customer when one was given; None means "decide from the API key".
+    livemode: bool | None = None
+
+
+def customer_id(value: Any) -> str:
+    """Check a raw Stripe customer ID."""
+    if not isinstance(value, str) or not CUSTOMER_ID_RE.fullmatch(value):
+        raise InvalidUsage(
+            f"customer ID {value!r} is not a Stripe customer ID; expected 'cus_' followed by "
+            "letters and digits, e.g. 'cus_NffrFeUfNV2Hib'."
+        )
+    if len(value) > STRIPE_ID_MAX_LENGTH:
+        raise InvalidUsage(f"customer ID is longer than {STRIPE_ID_MAX_LENGTH} characters.")
+    return value
+
+
+def resolve_customer(value: Any) -> ResolvedCustomer:
+    """Accept a ``cus_...`` ID, a dj-stripe ``Customer``, or a dj-stripe subscriber object."""
+    if isinstance(value, str):
+        return ResolvedCustomer(customer_id(value))
+
+    from djstripe.models import Customer
+    from djstripe.settings import djstripe_settings
+
+    if isinstance(value, Customer):
+        return ResolvedCustomer(customer_id(value.id), value.livemode)
+    subscriber_model = djstripe_settings.get_subscriber_model()
+    if isinstance(value, subscriber_model):
+        return _customer_of_subscriber(value, Customer)
+    raise InvalidUsage(
+        f"customer must be a Stripe customer ID ('cus_...'), a dj-stripe Customer or a "
+        f"{subscriber_model._meta.label} (the DJSTRIPE_SUBSCRIBER_MODEL); "
+        f"got {type(value).__name__} {value!r}."
+    )
+
+
+def _customer_of_subscriber(subscriber: Any, customer_model: Any) -> ResolvedCustomer:
+    livemode = billflow_settings.livemode
+    mode = "live" if livemode else "test"
+    matches = list(
+        customer_model.objects.filter(
+            Q(livemode=livemode) | Q(livemode__isnull=True),
+            subscriber=subscriber,
+            date_purged__isnull=True,
+        ).values_list("id", "livemode")[:2]
+    )
+    if not matches:
+        raise InvalidUsage(
+            f"{subscriber!r} has no dj-stripe Customer in {mode} mode; create one with "
+            "djstripe.models.Customer.get_or_create(subscriber) or pass a 'cus_...' ID."
+        )
+    if len(matches) > 1:
+        raise InvalidUsage(
+            f"{subscriber!r} has several dj-stripe Customers in {mode} mode, so which one to "
+            "bill is ambiguous; pass the 'cus_...' ID or the Customer explicitly."
+        )
+    found_id, found_livemode = matches[0]
+    return ResolvedCustomer(customer_id(found_id), found_livemode)

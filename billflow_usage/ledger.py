@@ -1,0 +1,231 @@
+"""The ledger API: ``record_usage``, ``record_usage_bulk`` and ``set_quantity``.
+
+Everything here runs inside the caller's transaction and never touches the network, so a
+rolled-back request records nothing and a committed one keeps its usage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, models, router, transaction
+from django.utils import timezone
+
+from billflow_usage import validation
+from billflow_usage.conf import billflow_settings
+from billflow_usage.customers import resolve_customer
+from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
+from billflow_usage.identifiers import new_identifier
+from billflow_usage.metrics import get_metric
+from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.signals import usage_recorded
+
+logger = logging.getLogger("billflow_usage")
+
+TOO_OLD_CODE = "timestamp_too_far_in_past"
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One item for :func:`record_usage_bulk`: the same arguments as :func:`record_usage`."""
+
+    metric: Metric | str
+    customer: Any
+    value: Any = 1
+    timestamp: datetime | None = None
+    identifier: str | None = None
+    source: models.Model | None = None
+
+
+def record_usage(
+    metric: Metric | str,
+    customer: Any,
+    value: Any = 1,
+    *,
+    timestamp: datetime | None = None,
+    identifier: str | None = None,
+    source: models.Model | None = None,
+) -> UsageEvent:
+    """Add ``value`` units of a metered ``metric`` for ``customer`` to the ledger.
+
+    Repeating a call with the same ``identifier`` and content returns the row already
+    recorded, so retries are safe; the same identifier with other content raises
+    :class:`~billflow_usage.exceptions.IdentifierConflict`.
+    """
+    usage = Usage(metric, customer, value, timestamp, identifier, source)
+    event = _build_event(usage, now=timezone.now(), metric=None)
+    using = router.db_for_write(UsageEvent)
+    try:
+        with transaction.atomic(using=using):
+            event.save(force_insert=True, using=using)
+    except IntegrityError:
+        existing = UsageEvent.objects.using(using).filter(identifier=event.identifier).first()
+        if existing is None:
+            raise
+        _check_same_content(existing, event, timestamp_given=timestamp is not None)
+        return existing
+    usage_recorded.send(sender=UsageEvent, event=event)
+    return event
+
+
+def record_usage_bulk(
+    usages: Iterable[Usage | Mapping[str, Any]], *, batch_size: int = 1000
+) -> list[UsageEvent]:
+    """Record many usages in one transaction, for ``bulk_create`` and import paths.
+
+    All items are validated first: one bad item raises (naming its position) and nothing is
+    recorded. Returns the ledger rows in input order; repeated identifiers behave as in
+    :func:`record_usage`.
+    """
+    now = timezone.now()
+    metrics: dict[str, Metric] = {}
+    wanted: dict[str, tuple[UsageEvent, bool]] = {}
+    order: list[str] = []
+    for index, item in enumerate(usages):
+        usage = item if isinstance(item, Usage) else _usage_from_mapping(item, index)
+        try:
+            known = metrics.get(
+                usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
+            )
+            event = _build_event(usage, now=now, metric=known)
+        except InvalidUsage as exc:
+            raise type(exc)(f"usage #{index}: {exc}") from exc
+        metrics[event.metric.key] = event.metric
+        timestamp_given = usage.timestamp is not None
+        if event.identifier in wanted:
+            _check_same_content(wanted[event.identifier][0], event, timestamp_given)
+        else:
+            wanted[event.identifier] = (event, timestamp_given)
+        order.append(event.identifier)
+
+    using = router.db_for_write(UsageEvent)
+    stored: dict[str, UsageEvent] = {}
+    with transaction.atomic(using=using):
+        for chunk in _chunks(list(wanted), batch_size):
+            stored.update(_store_chunk(chunk, wanted, using))
+    return [stored[identifier] for identifier in order]
+
+
+def set_quantity(metric: Metric | str, customer: Any, quantity: Any) -> SubscriptionItemLink:
+    """Store ``quantity`` as the desired seat count of ``customer`` for a licensed metric.
+
+    Setting the quantity it already has changes nothing, so repeated calls push once.
+    """
+    found = get_metric(metric, kind=Metric.Kind.LICENSED)
+    resolved = resolve_customer(customer)
+    quantity = validation.whole_number(quantity, name="quantity", minimum=0)
+    livemode = billflow_settings.livemode if resolved.livemode is None else resolved.livemode
+    using = router.db_for_write(SubscriptionItemLink)
+    with transaction.atomic(using=using):
+        link, _ = (
+            SubscriptionItemLink.objects.using(using)
+            .select_for_update()
+            .get_or_create(
+                customer_id=resolved.id, metric=found, active=True, defaults={"livemode": livemode}
+            )
+        )
+        if link.quantity != quantity:
+            link.quantity = quantity
+            link.quantity_version += 1
+            link.quantity_changed_at = timezone.now()
+            link.save(
+                update_fields=["quantity", "quantity_version", "quantity_changed_at", "updated_at"]
+            )
+    return link
+
+
+def _build_event(usage: Usage, *, now: datetime, metric: Metric | None) -> UsageEvent:
+    """Validate one usage and return its unsaved ledger row."""
+    metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
+    customer = resolve_customer(usage.customer)
+    event = UsageEvent(
+        metric=metric,
+        customer_id=customer.id,
+        value=validation.whole_number(usage.value),
+        occurred_at=now
+        if usage.timestamp is None
+        else validation.timestamp(usage.timestamp, now=now),
+        identifier=new_identifier()
+        if usage.identifier is None
+        else validation.identifier(usage.identifier),
+        livemode=billflow_settings.livemode if customer.livemode is None else customer.livemode,
+        next_attempt_at=now,
+    )
+    if usage.source is not None:
+        _attach_source(event, usage.source)
+    if validation.too_old_for_stripe(event.occurred_at, now=now):
+        event.status = UsageEvent.Status.FAILED
+        event.last_error_code = TOO_OLD_CODE
+        event.last_error_message = (
+            f"occurred_at {event.occurred_at.isoformat()} is more than 35 days ago and Stripe "
+            "only accepts meter events from the past 35 days: kept in the ledger, not sent. "
+            "Bill it with an invoice item or a credit note instead."
+        )
+        logger.warning(
+            "Usage %s recorded as failed: %s", event.identifier, event.last_error_message
+        )
+    return event
+
+
+def _attach_source(event: UsageEvent, source: models.Model) -> None:
+    if not isinstance(source, models.Model) or source.pk is None:
+        raise InvalidUsage(
+            f"source must be a saved model instance, got {source!r}; save it first or omit it."
+        )
+    event.source_content_type = ContentType.objects.get_for_model(source)
+    event.source_object_id = str(source.pk)
+
+
+def _usage_from_mapping(item: Mapping[str, Any], index: int) -> Usage:
+    try:
+        return Usage(**item)
+    except TypeError as exc:
+        raise InvalidUsage(
+            f"usage #{index}: {exc}; pass Usage(...) objects or mappings with the keyword "
+            "arguments of record_usage()."
+        ) from exc
+
+
+def _store_chunk(
+    identifiers: list[str], wanted: dict[str, tuple[UsageEvent, bool]], using: str
+) -> dict[str, UsageEvent]:
+    """Insert the new rows of one chunk and return every row of it as stored."""
+    rows = UsageEvent.objects.using(using)
+    existing = rows.in_bulk(identifiers, field_name="identifier")
+    new = [wanted[identifier][0] for identifier in identifiers if identifier not in existing]
+    rows.bulk_create(new, ignore_conflicts=True)
+    stored = rows.in_bulk(identifiers, field_name="identifier")
+    for identifier in identifiers:
+        event, timestamp_given = wanted[identifier]
+        _check_same_content(stored[identifier], event, timestamp_given)
+    for event in new:
+        usage_recorded.send(sender=UsageEvent, event=stored[event.identifier])
+    return stored
+
+
+def _check_same_content(existing: UsageEvent, new: UsageEvent, timestamp_given: bool) -> None:
+    """A repeated identifier is a safe retry only if it asks for exactly the same usage."""
+    same = (
+        existing.metric_id == new.metric_id
+        and existing.customer_id == new.customer_id
+        and existing.value == new.value
+        and (not timestamp_given or existing.occurred_at == new.occurred_at)
+    )
+    if not same:
+        raise IdentifierConflict(
+            f"identifier {new.identifier!r} is already recorded as {existing.value} of "
+            f"{existing.metric.key!r} for {existing.customer_id} at "
+            f"{existing.occurred_at.isoformat()}, not {new.value} of {new.metric.key!r} "
+            f"for {new.customer_id} at {new.occurred_at.isoformat()}; use a new identifier "
+            "for new usage, or the same content to retry safely."
+        )
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

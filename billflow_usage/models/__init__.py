@@ -1,0 +1,8 @@
+"""The ledger's tables: what is billed, where it is billed, and every unit recorded."""
+
+from billflow_usage.models.delivery_group import DeliveryGroup
+from billflow_usage.models.metric import Metric
+from billflow_usage.models.subscription_item import SubscriptionItemLink
+from billflow_usage.models.usage_event import UsageEvent
+
+__all__ = ["DeliveryGroup", "Metric", "SubscriptionItemLink", "UsageEvent"]

@@ -1,0 +1,92 @@
+"""Input rules shared by the ledger API and the trackers (pure functions, no database)."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+
+from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
+
+#: Stripe rejects meter events timestamped further ahead than this.
+MAX_FUTURE = timedelta(minutes=5)
+#: Stripe only accepts meter events from this far back.
+STRIPE_HISTORY = timedelta(days=35)
+
+WHOLE_NUMBER_HINT = "pass an int, or a Decimal or float with no fractional part"
+
+
+def whole_number(value: Any, *, name: str = "value", minimum: int | None = None) -> int:
+    """Return ``value`` as an int, or raise InvalidUsage saying why it is not a billable one."""
+    if isinstance(value, bool):
+        raise InvalidUsage(
+            f"{name} must be a whole number, not a bool ({value!r}); {WHOLE_NUMBER_HINT}."
+        )
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, float | Decimal):
+        finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
+        if not finite:
+            raise InvalidUsage(f"{name} must be a finite whole number, got {value!r}.")
+        if value != int(value):
+            raise InvalidUsage(
+                f"{name} must be a whole number, got {value!r} with a fractional part; "
+                "Stripe bills whole units, so round it (or record a smaller unit) first."
+            )
+        number = int(value)
+    else:
+        raise InvalidUsage(
+            f"{name} must be a whole number, got {type(value).__name__} {value!r}; "
+            f"{WHOLE_NUMBER_HINT}."
+        )
+    if abs(number) > MAX_VALUE:
+        raise InvalidUsage(
+            f"{name} {number} has more than 15 digits, which Stripe rejects; "
+            "split it into several events or bill a larger unit."
+        )
+    if minimum is not None and number < minimum:
+        raise InvalidUsage(f"{name} must be at least {minimum}, got {number}.")
+    return number
+
+
+def identifier(value: Any) -> str:
+    """Check a caller-supplied identifier against Stripe's 1-100 character rule."""
+    if not isinstance(value, str):
+        raise InvalidUsage(f"identifier must be a string, got {type(value).__name__} {value!r}.")
+    if not value.strip():
+        raise InvalidUsage("identifier must not be empty; omit it to have one generated.")
+    if len(value) > IDENTIFIER_MAX_LENGTH:
+        raise InvalidUsage(
+            f"identifier is {len(value)} characters long; Stripe allows at most "
+            f"{IDENTIFIER_MAX_LENGTH}. Shorten it (e.g. hash the long part)."
+        )
+    return value
+
+
+def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
+    """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead."""
+    if not isinstance(value, datetime):
+        raise InvalidUsage(
+            f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}."
+        )
+    if timezone.is_naive(value):
+        raise InvalidUsage(
+            f"timestamp {value.isoformat()} is naive (no timezone), so the moment it names is "
+            "ambiguous; use django.utils.timezone.now() or attach a tzinfo."
+        )
+    now = now or timezone.now()
+    if value > now + MAX_FUTURE:
+        raise InvalidUsage(
+            f"timestamp {value.isoformat()} is more than 5 minutes in the future "
+            f"(now is {now.isoformat()}); Stripe rejects such events. Check the clock or "
+            "the timezone you built it with."
+        )
+    return value
+
+
+def too_old_for_stripe(value: datetime, *, now: datetime | None = None) -> bool:
+    return value < (now or timezone.now()) - STRIPE_HISTORY
