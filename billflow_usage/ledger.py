@@ -129,13 +129,8 @@ def set_quantity(metric: Metric | str, customer: Any, quantity: Any) -> Subscrip
                 customer_id=resolved.id, metric=found, active=True, defaults={"livemode": livemode}
             )
         )
-        if link.quantity != quantity:
-            link.quantity = quantity
-            link.quantity_version += 1
-            link.quantity_changed_at = timezone.now()
-            link.save(
-                update_fields=["quantity", "quantity_version", "quantity_changed_at", "updated_at"]
-            )
+        if link.change_quantity(quantity):
+            link.save(update_fields=SubscriptionItemLink.QUANTITY_FIELDS)
     return link
 
 

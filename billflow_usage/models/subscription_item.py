@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billflow_usage.models.limits import (
@@ -85,6 +86,22 @@ class SubscriptionItemLink(models.Model):
     def __str__(self) -> str:
         item = self.stripe_subscription_item_id or "no item yet"
         return f"{self.customer_id} / {self.metric_id} ({item})"
+
+    def change_quantity(self, quantity: int) -> bool:
+        """Set a new desired quantity (not saved); returns False when nothing changed.
+
+        Each change bumps ``quantity_version``: pushes carry it, so an older push landing late
+        can never overwrite a newer quantity.
+        """
+        if self.quantity == quantity:
+            return False
+        self.quantity = quantity
+        self.quantity_version += 1
+        self.quantity_changed_at = timezone.now()
+        return True
+
+    #: What :meth:`change_quantity` changes, for ``save(update_fields=...)``.
+    QUANTITY_FIELDS = ("quantity", "quantity_version", "quantity_changed_at", "updated_at")
 
     @property
     def quantity_in_sync(self) -> bool:

@@ -1,0 +1,134 @@
+"""The ledger, read-only: filters, exact-match search, and the two safe actions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from billflow_usage.admin.pagination import EstimatedCountPaginator
+from billflow_usage.models import UsageEvent
+
+
+@admin.register(UsageEvent)
+class UsageEventAdmin(admin.ModelAdmin):
+    list_display = [
+        "identifier",
+        "customer_id",
+        "metric",
+        "value",
+        "occurred_at",
+        "status",
+        "attempts",
+        "last_error_code",
+        "sent_at",
+        "source_link",
+    ]
+    list_filter = ["status", "metric", "livemode", "occurred_at"]
+    list_select_related = ["metric", "source_content_type"]
+    search_fields = ["customer_id", "identifier"]
+    search_help_text = "An exact customer ID (cus_...) or event identifier."
+    date_hierarchy = "occurred_at"
+    ordering = ["-id"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    actions = ["retry_failed", "cancel_events"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        """Nothing that changes what was billed is editable: corrections are new rows."""
+        return [field.name for field in self.model._meta.fields] + ["source_link"]
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[UsageEvent], search_term: str
+    ) -> tuple[QuerySet[UsageEvent], bool]:
+        """Exact matches only, so both lookups use an index on a ledger of any size."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(customer_id=term) | Q(identifier=term)), False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = (extra_context or {}) | {
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+            "show_delete": False,
+        }
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Source")
+    def source_link(self, event: UsageEvent) -> str:
+        content_type = event.source_content_type
+        if content_type is None:
+            return "-"
+        label = f"{content_type.app_label}.{content_type.model} #{event.source_object_id}"
+        try:
+            url = reverse(
+                f"admin:{content_type.app_label}_{content_type.model}_change",
+                args=[event.source_object_id],
+            )
+        except NoReverseMatch:
+            return label
+        return format_html('<a href="{}">{}</a>', url, label)
+
+    @admin.action(description="Retry selected failed events", permissions=["change"])
+    def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
+        failed = list(queryset.filter(status=UsageEvent.Status.FAILED))
+        for event in failed:
+            UsageEvent.objects.filter(pk=event.pk, status=UsageEvent.Status.FAILED).update(
+                status=UsageEvent.Status.PENDING,
+                attempts=0,
+                next_attempt_at=timezone.now(),
+                claimed_until=None,
+                claim_token=None,
+            )
+            self.log_change(request, event, f"Retried after {event.last_error_code or 'failure'}.")
+        skipped = queryset.count() - len(failed)
+        self.message_user(request, f"{len(failed)} failed event(s) queued for another attempt.")
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} event(s) were not failed and were left alone.",
+                messages.WARNING,
+            )
+
+    @admin.action(description="Cancel selected events (not yet sent)", permissions=["change"])
+    def cancel_events(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
+        """Cancel pending events no worker holds; sent ones need Stripe's 24 h cancellation."""
+        now = timezone.now()
+        unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
+        cancelled = 0
+        for event in queryset.filter(status=UsageEvent.Status.PENDING):
+            changed = UsageEvent.objects.filter(
+                unclaimed, pk=event.pk, status=UsageEvent.Status.PENDING
+            ).update(status=UsageEvent.Status.CANCELLED, next_attempt_at=now)
+            if changed:
+                cancelled += 1
+                self.log_change(request, event, "Cancelled before it was sent.")
+        self.message_user(request, f"{cancelled} pending event(s) cancelled.")
+        left = queryset.exclude(status=UsageEvent.Status.CANCELLED).count()
+        if left:
+            self.message_user(
+                request,
+                f"{left} event(s) were not cancelled: they are being sent right now, already "
+                "sent, or failed. Sent events can be cancelled in Stripe within 24 hours; "
+                "older ones need a credit note.",
+                messages.WARNING,
+            )

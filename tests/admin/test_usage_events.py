@@ -1,0 +1,104 @@
+"""The ledger in the admin: read-only, searchable, fast, with retry and cancel actions."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from billflow_usage.models import UsageEvent
+from tests.factories import OrderFactory, UsageEventFactory
+
+pytestmark = pytest.mark.django_db
+LIST = "admin:billflow_usage_usageevent_changelist"
+
+
+def act(client, action, events):
+    return client.post(
+        reverse(LIST),
+        {"action": action, "_selected_action": [str(e.pk) for e in events]},
+        follow=True,
+    )
+
+
+def test_list_search_and_filters(client, viewer, metric):
+    UsageEventFactory(metric=metric, customer_id="cus_Find", identifier="needle")
+    UsageEventFactory(metric=metric, customer_id="cus_Other")
+    client.force_login(viewer)
+    assert "cus_Other" not in client.get(reverse(LIST), {"q": "cus_Find"}).text
+    assert "needle" in client.get(reverse(LIST), {"q": "needle"}).text
+    assert client.get(reverse(LIST), {"status__exact": "failed"}).status_code == 200
+
+
+def test_query_count_does_not_grow_with_rows(client, viewer, metric):
+    client.force_login(viewer)
+    UsageEventFactory.create_batch(3, metric=metric, source=OrderFactory())
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse(LIST))
+    UsageEventFactory.create_batch(30, metric=metric, source=OrderFactory())
+    with CaptureQueriesContext(connection) as many:
+        client.get(reverse(LIST))
+    assert len(many) == len(few)
+
+
+def test_change_page_is_read_only(client, editor, metric):
+    event = UsageEventFactory(metric=metric, value=5)
+    client.force_login(editor)
+    url = reverse("admin:billflow_usage_usageevent_change", args=[event.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    assert 'name="value"' not in page.text
+    client.post(url, {"value": 500})
+    event.refresh_from_db()
+    assert event.value == 5
+
+
+def test_viewer_cannot_run_actions(client, viewer, metric):
+    event = UsageEventFactory(metric=metric, status="failed", last_error_code="resource_missing")
+    client.force_login(viewer)
+    act(client, "retry_failed", [event])
+    event.refresh_from_db()
+    assert event.status == "failed"
+
+
+def test_retry_failed(client, editor, metric):
+    failed = UsageEventFactory(metric=metric, status="failed", attempts=12, last_error_code="x")
+    sent = UsageEventFactory(metric=metric, status="sent", sent_at=timezone.now())
+    client.force_login(editor)
+    response = act(client, "retry_failed", [failed, sent])
+    assert "1 failed event(s) queued" in response.text
+    assert "1 event(s) were not failed" in response.text
+    failed.refresh_from_db()
+    sent.refresh_from_db()
+    assert (failed.status, failed.attempts) == ("pending", 0)
+    assert sent.status == "sent"
+    assert LogEntry.objects.filter(object_id=str(failed.pk), user=editor).exists()
+
+
+def test_cancel_pending_but_not_claimed_or_sent(client, editor, metric):
+    pending = UsageEventFactory(metric=metric)
+    claimed = UsageEventFactory(
+        metric=metric, claimed_until=timezone.now() + timezone.timedelta(minutes=5)
+    )
+    sent = UsageEventFactory(metric=metric, status="sent", sent_at=timezone.now())
+    client.force_login(editor)
+    response = act(client, "cancel_events", [pending, claimed, sent])
+    assert "1 pending event(s) cancelled" in response.text
+    assert "2 event(s) were not cancelled" in response.text
+    statuses = dict(UsageEvent.objects.values_list("pk", "status"))
+    assert statuses == {pending.pk: "cancelled", claimed.pk: "pending", sent.pk: "sent"}
+
+
+def test_paginator_estimates_only_unfiltered_large_tables_on_postgresql(on_postgresql, metric):
+    from django.db import connection
+
+    from billflow_usage.admin.pagination import EstimatedCountPaginator
+
+    UsageEventFactory.create_batch(3, metric=metric)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE billflow_usage_usageevent")
+    exact = EstimatedCountPaginator(UsageEvent.objects.order_by("pk"), 100)
+    assert exact.count == 3  # below the threshold an exact count is cheap
+    filtered = EstimatedCountPaginator(UsageEvent.objects.filter(value=1).order_by("pk"), 100)
+    assert filtered.count == 3
