@@ -1,0 +1,63 @@
+"""A fake Stripe API server for tests and benchmarks (standard library only, no Django).
+
+It speaks real HTTP, so ``stripe.StripeClient`` exercises its full stack against it: the
+billing-meter, meter-event (v1, v2 and the v2 stream), subscription, seat and legacy
+usage-record endpoints, with Stripe's rules (35-day/5-minute timestamps, 24-hour duplicate
+identifiers and cancellations, 15-minute stream sessions, 100 events per stream request, no
+quantity on metered prices, 200 quantity updates per hour per subscription, the 2025-03-31
+usage-record cut-off), idempotency keys, Stripe's error shapes and fault injection.
+
+Start it and point a client at it::
+
+    from billflow_usage.testing.fake_stripe import FakeStripe
+
+    with FakeStripe() as fake:  # or fake = FakeStripe(port=12111).start(); fake.stop()
+        client = stripe.StripeClient(
+            "sk_test_123",
+            base_addresses={"api": fake.url, "meter_events": fake.url},
+            max_network_retries=0,
+        )
+        customer = fake.create_customer(email="a@example.com")  # setup without HTTP
+        fake.create_meter("api_calls", formula="sum")
+        client.v1.billing.meter_events.create(
+            {"event_name": "api_calls", "payload": {"stripe_customer_id": customer["id"],
+                                                    "value": "3"}}
+        )
+        assert fake.meter_event_total("api_calls", customer["id"]) == 3
+
+From another process: ``python -m billflow_usage.testing.fake_stripe --port 12111`` prints
+its URL and serves until Ctrl-C/SIGTERM.
+
+Time: ``fake.clock.now()``, ``fake.clock.advance(seconds)``, ``fake.clock.set(ts)`` move the
+fake's clock (real time by default), which all time rules use.
+
+Faults (applied before handling, except ``drop_after_processing``)::
+
+    fake.faults.add("status", status=503, route="/v1/billing/meter_events", times=2)
+    fake.faults.add("status", status=429, code="lock_timeout", should_retry=True, rate=0.05)
+    fake.faults.add("drop_after_processing", rate=0.05)   # stored, then hang up
+    fake.faults.add("latency", latency=(0.0, 0.05))       # seconds, fixed or a range
+    fake.faults.add("outage", route="/v2/*")              # hang up at once, until cleared
+    fake.faults.seed(7); fake.faults.counters; fake.faults.clear()
+
+``route`` is an fnmatch pattern on the path (default every route), ``method`` optional; a rule
+fires ``times`` times, on a ``rate`` fraction (seeded ``random.Random``) or always.
+
+Inspection: ``meter_event_total``, ``meter_events``, ``duplicate_identifier_rejections``,
+``duplicate_identifiers_ignored``, ``error_reports``, ``subscription_item``,
+``quantity_updates``, ``seat_rate_limit_hits``, ``usage_record_totals``, ``request_log``,
+``request_count``, ``max_concurrency_per_customer_meter``, ``summary()``; ``reset()`` forgets
+everything including faults.
+
+Control endpoints (no auth, never faulted): ``GET /_fake/state`` (the ``summary()``),
+``POST /_fake/reset``, ``GET|POST|DELETE /_fake/faults`` (POST takes
+``{"seed": 7, "faults": [{"kind": "status", "status": 500, "rate": 0.2}, ...]}`` or a single
+rule object, with the fields of ``faults.add``), ``GET|POST /_fake/clock`` (POST
+``{"advance": 3600}`` or ``{"set": 1700000000}``).
+"""
+
+from .fake import FakeStripe
+from .faults import FaultRule, Faults
+from .state import RequestRecord
+
+__all__ = ["FakeStripe", "FaultRule", "Faults", "RequestRecord"]

@@ -1,0 +1,127 @@
+"""The ``/_fake/`` control surface, so another process can inspect and steer the fake."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from .clock import Clock
+from .dispatch import encode
+from .faults import Faults
+from .idempotency import Reply
+from .state import State
+from .summaries import aggregate, formula_of
+
+JSON = dict[str, Any]
+
+
+def summary(state: State, faults: Faults, clock: Clock) -> JSON:
+    """A JSON-ready picture of what the fake has received."""
+    with state.lock:
+        totals = [
+            {
+                "event_name": event_name,
+                "customer": customer,
+                "total": aggregate(events, formula_of(state, events)),
+                "events": sum(not ev.cancelled for ev in events),
+            }
+            for (event_name, customer), events in state.events_by_key.items()
+        ]
+        items = [
+            {
+                "id": item["id"],
+                "subscription": item["subscription"],
+                "price": item["price"]["id"],
+                "quantity": item.get("quantity"),
+            }
+            for item in state.items.values()
+        ]
+        log = list(state.request_log)
+        result: JSON = {
+            "now": clock.now(),
+            "meter_totals": totals,
+            "events": {
+                "accepted": sum(t["events"] for t in totals),
+                "cancelled": sum(
+                    ev.cancelled for events in state.events_by_key.values() for ev in events
+                ),
+                "duplicate_identifier_rejections": state.duplicate_identifier_rejections,
+                "duplicate_identifiers_ignored": state.duplicate_identifiers_ignored,
+            },
+            "error_reports": list(state.error_reports),
+            "subscription_items": items,
+            "quantity_updates": len(state.quantity_updates),
+            "seat_rate_limit_hits": len(state.seat_rate_limit_hits),
+            "usage_record_totals": dict(state.usage_record_totals),
+            "max_concurrency_per_customer_meter": [
+                {"event_name": name, "customer": customer, "max": peak}
+                for (name, customer), peak in state.max_concurrency.items()
+            ],
+        }
+    result["requests"] = {
+        "total": len(log),
+        "by_route": dict(Counter(f"{r.method} {r.route or r.path}" for r in log)),
+    }
+    result["faults"] = faults_state(faults)
+    return result
+
+
+def faults_state(faults: Faults) -> JSON:
+    """Active fault rules and how often each kind fired."""
+    return {
+        "rules": [rule.as_dict() for rule in faults.rules],
+        "counters": dict(faults.counters),
+    }
+
+
+class Control:
+    """Serves ``/_fake/state``, ``/_fake/reset``, ``/_fake/faults`` and ``/_fake/clock``."""
+
+    def __init__(
+        self, state: State, faults: Faults, clock: Clock, reset: Callable[[], None]
+    ) -> None:
+        self.state = state
+        self.faults = faults
+        self.clock = clock
+        self.reset = reset
+
+    def handle(self, method: str, path: str, body: bytes) -> Reply:
+        """Answer a control request; faults never apply here."""
+        try:
+            data = json.loads(body) if body else {}
+            if not isinstance(data, dict):
+                raise ValueError("the body must be a JSON object")
+            result = self._route(method, path, data)
+        except (ValueError, TypeError) as exc:
+            return _reply(400, {"error": {"type": "invalid_request_error", "message": str(exc)}})
+        if result is None:
+            message = f"Unrecognized control URL ({method}: {path})."
+            return _reply(404, {"error": {"type": "invalid_request_error", "message": message}})
+        return _reply(200, result)
+
+    def _route(self, method: str, path: str, data: JSON) -> JSON | None:
+        """The control endpoint's answer, or None when there is no such endpoint."""
+        if (method, path) == ("GET", "/_fake/state"):
+            return summary(self.state, self.faults, self.clock)
+        if (method, path) == ("POST", "/_fake/reset"):
+            self.reset()
+            return {"reset": True}
+        if path == "/_fake/faults" and method in ("GET", "POST", "DELETE"):
+            if method == "POST":
+                self.faults.configure(data)
+            elif method == "DELETE":
+                self.faults.clear()
+            return faults_state(self.faults)
+        if path == "/_fake/clock" and method in ("GET", "POST"):
+            if "set" in data:
+                self.clock.set(float(data["set"]))
+            if "advance" in data:
+                self.clock.advance(float(data["advance"]))
+            return {"now": self.clock.now()}
+        return None
+
+
+def _reply(status: int, body: JSON) -> Reply:
+    return Reply(status, encode(body))

@@ -1,0 +1,237 @@
+"""``FakeStripe``: the server plus a thread-safe Python API to steer and inspect it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+from . import catalog, meters, subscriptions
+from .clock import Clock
+from .control import Control, summary
+from .dispatch import Dispatcher, encode
+from .faults import Faults
+from .idempotency import IdempotencyStore
+from .server import HttpServer
+from .state import Key, RequestRecord, State
+from .summaries import aggregate, formula_of
+
+JSON = dict[str, Any]
+
+
+class FakeStripe:
+    """An in-memory Stripe speaking real HTTP; see the package docstring for usage."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, seed: int = 0) -> None:
+        self.host = host
+        self.port = port
+        self.clock = Clock()
+        self.faults = Faults(seed)
+        self._state = State(self.clock)
+        self._idempotency = IdempotencyStore()
+        control = Control(self._state, self.faults, self.clock, self.reset)
+        self._dispatcher = Dispatcher(self._state, self.faults, self._idempotency, control.handle)
+        self._server: HttpServer | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> FakeStripe:
+        """Bind and serve on a daemon thread; returns self."""
+        if self._server is None:
+            self._server = HttpServer(self.host, self.port, self._dispatcher)
+            self.host, self.port = self._server.address
+            self._server.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and hang up on open connections."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        """Base URL for ``StripeClient(base_addresses={"api": url, "meter_events": url})``."""
+        if self._server is None:
+            raise RuntimeError("FakeStripe is not running: call start() first")
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> FakeStripe:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Forget all objects, events, logs, idempotency keys and faults; real time again."""
+        self._state.reset()
+        self.faults.reset()
+        self._idempotency.reset()
+        self.clock.reset()
+
+    # -- setup without HTTP ----------------------------------------------------------------
+
+    def create_customer(
+        self, email: str | None = None, name: str | None = None, *, id: str | None = None
+    ) -> JSON:
+        """A customer, optionally with a chosen id."""
+        return self._call(catalog.create_customer, {"email": email, "name": name, "id": id})
+
+    def create_product(self, name: str = "Fake product") -> JSON:
+        """A product."""
+        return self._call(catalog.create_product, {"name": name})
+
+    def create_meter(
+        self,
+        event_name: str,
+        formula: str = "sum",
+        *,
+        customer_key: str = "stripe_customer_id",
+        value_key: str = "value",
+        display_name: str | None = None,
+    ) -> JSON:
+        """An active meter for ``event_name`` aggregating with ``formula`` (sum|count|last)."""
+        return self._call(
+            meters.create_meter,
+            {
+                "display_name": display_name or event_name,
+                "event_name": event_name,
+                "default_aggregation": {"formula": formula},
+                "customer_mapping": {"event_payload_key": customer_key},
+                "value_settings": {"event_payload_key": value_key},
+            },
+        )
+
+    def create_price(
+        self,
+        *,
+        unit_amount: int = 100,
+        currency: str = "usd",
+        interval: str | None = "month",
+        usage_type: str | None = None,
+        meter: str | None = None,
+        product: str | None = None,
+    ) -> JSON:
+        """A price: metered when ``meter`` is given (or ``usage_type="metered"``, which
+        without a meter makes a legacy meterless price), licensed otherwise; one-time when
+        ``interval`` is None."""
+        recurring = (
+            {
+                "interval": interval,
+                "usage_type": usage_type or ("metered" if meter else "licensed"),
+                "meter": meter,
+            }
+            if interval
+            else None
+        )
+        p: JSON = {"unit_amount": unit_amount, "currency": currency, "recurring": recurring}
+        if product:
+            p["product"] = product
+        else:
+            p["product_data"] = {"name": "Fake product"}
+        return self._call(lambda s, q: catalog.create_price(s, q, allow_meterless=True), p)
+
+    def create_subscription(self, customer: str, price: str, quantity: int | None = None) -> JSON:
+        """An active subscription with one item."""
+        item: JSON = {"price": price, "quantity": quantity}
+        return self._call(
+            subscriptions.create_subscription, {"customer": customer, "items": [item]}
+        )
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def meter_event_total(self, event_name: str, customer: str) -> int:
+        """All-time aggregate of live events for (event_name, customer), by the meter's formula."""
+        with self._state.lock:
+            events = self._state.events_by_key.get((event_name, customer), [])
+            return aggregate(events, formula_of(self._state, events))
+
+    def meter_events(
+        self, event_name: str | None = None, customer: str | None = None
+    ) -> list[JSON]:
+        """Accepted, not cancelled events, grouped by (event_name, customer), each group in
+        arrival order."""
+        with self._state.lock:
+            return [
+                ev.as_dict()
+                for (name, cust), events in self._state.events_by_key.items()
+                if event_name in (None, name) and customer in (None, cust)
+                for ev in events
+                if not ev.cancelled
+            ]
+
+    @property
+    def duplicate_identifier_rejections(self) -> int:
+        """Synchronous events refused because their identifier was already used."""
+        return self._state.duplicate_identifier_rejections
+
+    @property
+    def duplicate_identifiers_ignored(self) -> int:
+        """Stream events dropped silently because their identifier was already used."""
+        return self._state.duplicate_identifiers_ignored
+
+    @property
+    def error_reports(self) -> list[JSON]:
+        """Stream events that broke a rule: identifier, event_name, code, message, time."""
+        with self._state.lock:
+            return [dict(r) for r in self._state.error_reports]
+
+    def subscription_item(self, si_id: str) -> JSON:
+        """A copy of a subscription item (``quantity`` absent on metered items)."""
+        return self._call(lambda s, _: subscriptions.get_item(s, si_id), {})
+
+    @property
+    def quantity_updates(self) -> list[JSON]:
+        """Every accepted quantity change: item, subscription, quantity, proration, time."""
+        with self._state.lock:
+            return [dict(u) for u in self._state.quantity_updates]
+
+    @property
+    def seat_rate_limit_hits(self) -> list[JSON]:
+        """Quantity updates refused by the 200-per-hour-per-subscription limit."""
+        with self._state.lock:
+            return [dict(h) for h in self._state.seat_rate_limit_hits]
+
+    @property
+    def usage_record_totals(self) -> dict[str, int]:
+        """Legacy usage record totals per subscription item."""
+        with self._state.lock:
+            return dict(self._state.usage_record_totals)
+
+    @property
+    def request_log(self) -> list[RequestRecord]:
+        """Every API request (control requests excluded) in arrival order."""
+        return list(self._state.request_log)
+
+    def request_count(self, path_prefix: str | None = None, method: str | None = None) -> int:
+        """How many API requests matched ``path_prefix`` and ``method``."""
+        return sum(
+            1
+            for r in self.request_log
+            if (path_prefix is None or r.path.startswith(path_prefix))
+            and method in (None, r.method)
+        )
+
+    @property
+    def max_concurrency_per_customer_meter(self) -> dict[Key, int]:
+        """Peak concurrent single meter-event requests per (event_name, customer)."""
+        with self._state.lock:
+            return dict(self._state.max_concurrency)
+
+    def summary(self) -> JSON:
+        """What ``GET /_fake/state`` answers."""
+        return summary(self._state, self.faults, self.clock)
+
+    def _call(self, fn: Callable[[State, JSON], JSON], params: JSON) -> JSON:
+        """Run a handler under the lock, dropping None params; return a private copy."""
+        clean = {k: v for k, v in params.items() if v is not None}
+        with self._state.lock:
+            body = encode(fn(self._state, clean))
+        copy: JSON = json.loads(body)
+        return copy
