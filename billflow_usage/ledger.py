@@ -19,6 +19,7 @@ from django.utils import timezone
 from billflow_usage import validation
 from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import resolve_customer
+from billflow_usage.delivery.trigger import schedule_delivery
 from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
 from billflow_usage.identifiers import new_identifier
 from billflow_usage.metrics import get_metric
@@ -70,6 +71,8 @@ def record_usage(
         _check_same_content(existing, event, timestamp_given=timestamp is not None)
         return existing
     usage_recorded.send(sender=UsageEvent, event=event)
+    if event.status == UsageEvent.Status.PENDING:
+        schedule_delivery(using=using, event_ids=[event.pk])
     return event
 
 
@@ -108,6 +111,9 @@ def record_usage_bulk(
     with transaction.atomic(using=using):
         for chunk in _chunks(list(wanted), batch_size):
             stored.update(_store_chunk(chunk, wanted, using))
+    pending = [e.pk for e in stored.values() if e.status == UsageEvent.Status.PENDING]
+    if pending:
+        schedule_delivery(using=using, event_ids=pending)
     return [stored[identifier] for identifier in order]
 
 
@@ -131,6 +137,8 @@ def set_quantity(metric: Metric | str, customer: Any, quantity: Any) -> Subscrip
         )
         if link.change_quantity(quantity):
             link.save(update_fields=SubscriptionItemLink.QUANTITY_FIELDS)
+    if link.quantity_version > link.synced_version:
+        schedule_delivery(using=using, link_ids=[link.pk])
     return link
 
 

@@ -5,11 +5,17 @@
     transaction that recorded it: use ``transaction.on_commit`` for side effects.
 
 ``usage_delivered``: Stripe accepted events. ``sender`` is the backend class; ``events`` is
-    the list of ``UsageEvent`` rows now marked sent. Sent after the delivery committed.
+    the list of ``UsageEvent`` rows now marked sent (every member row of an aggregated
+    delivery group; a Stripe "already exists with identifier" answer counts as accepted).
+    Sent once per delivery batch, after the batch's marking committed (when delivery runs
+    inside a transaction of yours, after that block's marking, not your commit).
 
 ``delivery_failed``: events failed permanently (not retried until someone retries them).
-    ``sender`` is the backend class; ``events`` is the list of ``UsageEvent`` rows; ``code``
-    and ``message`` are Stripe's error code and message.
+    ``sender`` is the backend class; ``events`` is the list of ``UsageEvent`` rows that share
+    one error; ``code`` and ``message`` are Stripe's error code and message as stored on the
+    rows (``code`` may also be ``timestamp_too_far_in_past`` for events past Stripe's 35 days,
+    or the last retryable error's code once ``MAX_ATTEMPTS`` ran out). Sent once per distinct
+    (code, message) in a batch, after the marking committed.
 """
 
 from django.dispatch import Signal

@@ -26,6 +26,9 @@ class MeterEvent:
     timestamp: datetime
     #: Only the ``legacy`` usage-record API needs the customer's subscription item.
     subscription_item_id: str = ""
+    #: Attempts already made: sinks derive per-attempt idempotency keys from it, so a retry
+    #: after an error is a new request while a redo after a crash repeats the same one.
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

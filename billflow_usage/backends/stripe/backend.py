@@ -1,0 +1,130 @@
+"""``StripeBackend``: the default sink, configured from ``BILLFLOW_USAGE``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, cast
+
+import stripe
+
+from billflow_usage.backends.base import (
+    BaseBackend,
+    Cancellation,
+    MeterEvent,
+    Outcome,
+    QuantityPush,
+    Result,
+)
+from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
+from billflow_usage.backends.stripe.stream import MeterEventStream
+
+#: Seconds one HTTP request to Stripe may take (stripe-python's own default is 80).
+DEFAULT_TIMEOUT = 30.0
+
+
+class StripeBackend(BaseBackend):
+    """Sends usage to Stripe with ``METER_API`` ``v1``, ``v2`` or ``legacy``.
+
+    The client never retries by itself (``max_network_retries=0``): the delivery engine owns
+    retries, backoff and the attempt count. Keyword options override the settings (tests,
+    the in-process on_commit attempt with its short ``timeout``).
+    """
+
+    #: Parallel partitions (customer x meter) in v1 and legacy mode; each partition sends
+    #: one request at a time, as Stripe allows one concurrent call per customer per meter.
+    max_concurrency = 8
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        stripe_account: str | None = None,
+        meter_api: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        max_concurrency: int | None = None,
+        **options: Any,
+    ) -> None:
+        from billflow_usage.conf import billflow_settings
+
+        super().__init__(**options)
+        self.meter_api = meter_api or billflow_settings.METER_API
+        if max_concurrency is not None:
+            self.max_concurrency = max_concurrency
+        base = api_base or billflow_settings.STRIPE_API_BASE
+        self._http = stripe.RequestsClient(timeout=timeout)
+        self.client = stripe.StripeClient(
+            api_key or billflow_settings.stripe_api_key,
+            stripe_account=stripe_account or billflow_settings.STRIPE_ACCOUNT,
+            base_addresses={"api": base, "meter_events": base} if base else None,
+            max_network_retries=0,
+            http_client=self._http,
+        )
+        self._stream = MeterEventStream(self.client)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<StripeBackend meter_api={self.meter_api!r}>"
+
+    def send_meter_events(self, events: Sequence[MeterEvent]) -> list[Result]:
+        if not events:
+            return []
+        if self.meter_api == "v2":
+            return self._stream.send(events)
+        send = legacy_sender(self.client) if self.meter_api == "legacy" else v1_sender(self.client)
+        return send_partitioned(events, send, pool=self._senders())
+
+    def push_quantity(self, push: QuantityPush) -> Result:
+        params = {"quantity": push.quantity, "proration_behavior": push.proration_behavior}
+        try:
+            self.client.v1.subscription_items.update(
+                push.subscription_item_id,
+                cast(Any, params),
+                {"idempotency_key": push.idempotency_key},
+            )
+        except Exception as exc:
+            return result_for_error(push.subscription_item_id, exc)
+        return Result(push.subscription_item_id, Outcome.DELIVERED)
+
+    def cancel_meter_event(self, cancellation: Cancellation) -> Result:
+        if self.meter_api == "legacy":
+            return Result(
+                cancellation.identifier,
+                Outcome.FAILED,
+                "unsupported",
+                "Legacy usage records cannot be cancelled; record a correction instead.",
+            )
+        try:
+            self.client.v1.billing.meter_event_adjustments.create(
+                {
+                    "event_name": cancellation.event_name,
+                    "type": "cancel",
+                    "cancel": {"identifier": cancellation.identifier},
+                },
+                {"idempotency_key": f"bfu-cancel-{cancellation.identifier}"},
+            )
+        except Exception as exc:
+            return result_for_error(cancellation.identifier, exc)
+        return Result(cancellation.identifier, Outcome.DELIVERED)
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+        self._http.close()
+
+    def _senders(self) -> ThreadPoolExecutor | None:
+        """Threads kept for the backend's life, so their HTTP connections are reused."""
+        if self.max_concurrency <= 1:
+            return None
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_concurrency, thread_name_prefix="billflow-send"
+                )
+            return self._pool

@@ -1,0 +1,86 @@
+"""Turn what stripe-python raises into a :class:`~billflow_usage.backends.base.Result`.
+
+The delivery engine owns retries (the client runs with ``max_network_retries=0``), so this is
+the one place that decides whether an answer means "delivered", "try again later" or "needs a
+human", following Stripe's documented semantics.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import stripe
+
+from billflow_usage.backends.base import Outcome, Result
+
+#: Stripe's answer to a meter event whose identifier it has already accepted.
+DUPLICATE_IDENTIFIER = "An event already exists with identifier"
+#: Anything shaped like an API key or session token is masked before it reaches a row or log.
+SECRET_RE = re.compile(r"\b(sk|rk|pk|mes)_(test|live)_[A-Za-z0-9]+")
+#: Messages are stored on ledger rows; keep them readable in the admin.
+MAX_MESSAGE = 1000
+
+
+def result_for_error(key: str, exc: Exception) -> Result:
+    """Classify one failed call on the item ``key``."""
+    if isinstance(exc, stripe.StripeError):
+        return _stripe_error(key, exc)
+    return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
+
+
+def redact(text: str) -> str:
+    """Mask secrets and cap the length of a message stored or logged by the app."""
+    masked = SECRET_RE.sub(lambda m: f"{m.group(1)}_{m.group(2)}_***", text)
+    return masked if len(masked) <= MAX_MESSAGE else masked[: MAX_MESSAGE - 1] + "…"
+
+
+def _stripe_error(key: str, exc: stripe.StripeError) -> Result:
+    message = _message(exc)
+    code = _code(exc)
+    status = exc.http_status
+    retry_after = _retry_after(exc.headers)
+    if DUPLICATE_IDENTIFIER in message:
+        return Result(key, Outcome.DELIVERED, code, message)
+    if isinstance(exc, stripe.TemporarySessionExpiredError):
+        return Result(key, Outcome.RETRY, code or "session_expired", message, retry_after)
+    if isinstance(exc, stripe.APIConnectionError) or status is None:
+        return Result(key, Outcome.RETRY, code or "api_connection_error", message, retry_after)
+    if status == 429 or status == 409 or status >= 500:
+        # Rate limits, lock timeouts, conflicts and outages pass. Stripe-Should-Retry: false
+        # on these only means "the same idempotency key would replay this answer"; meter
+        # events are deduplicated by identifier and seat quantities are absolute, so the
+        # engine backs off and tries again regardless.
+        return Result(key, Outcome.RETRY, code or f"http_{status}", message, retry_after)
+    if _header(exc.headers, "stripe-should-retry") == "true":
+        return Result(key, Outcome.RETRY, code or f"http_{status}", message, retry_after)
+    return Result(key, Outcome.FAILED, code or f"http_{status}", message)
+
+
+def _code(exc: stripe.StripeError) -> str:
+    """Stripe's error code: ``e.error.code`` carries it where ``e.code`` is None (429s)."""
+    error = exc.error
+    nested = getattr(error, "code", None) if error is not None else None
+    return str(exc.code or nested or "")
+
+
+def _message(exc: stripe.StripeError) -> str:
+    text = exc.user_message or type(exc).__name__
+    if exc.request_id:
+        text = f"{text} (Stripe request {exc.request_id})"
+    return redact(str(text))
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return str(value).strip().lower()
+    return None
+
+
+def _retry_after(headers: Mapping[str, str] | None) -> float | None:
+    value = _header(headers, "retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

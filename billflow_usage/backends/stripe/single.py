@@ -1,0 +1,104 @@
+"""One request per event (v1 meter events, legacy usage records), at most one in flight per
+customer and meter.
+
+Stripe allows one concurrent meter event call per customer per meter, so events are
+partitioned by (customer, event name): partitions run in parallel threads, the events of one
+partition strictly one after another.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+import stripe
+
+from billflow_usage.backends.base import MeterEvent, Outcome, Result
+from billflow_usage.backends.stripe.errors import result_for_error
+
+#: Usage records were removed in 2025-03-31.basil; older accounts pin the last version.
+LEGACY_API_VERSION = "2025-02-24.acacia"
+
+Sender = Callable[[MeterEvent], None]
+
+
+def send_partitioned(
+    events: Sequence[MeterEvent], send: Sender, *, pool: Executor | None
+) -> list[Result]:
+    """Send every event with ``send``; each (customer, event name) partition is one task in
+    ``pool`` (or all inline without one), its events strictly one after another."""
+    partitions: defaultdict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
+    for event in events:
+        partitions[(event.customer_id, event.event_name)].append(event)
+
+    def run(partition: list[MeterEvent]) -> list[Result]:
+        return [_attempt(send, event) for event in partition]
+
+    if pool is None or len(partitions) == 1:
+        return [result for part in partitions.values() for result in run(part)]
+    return [result for results in pool.map(run, partitions.values()) for result in results]
+
+
+def v1_sender(client: stripe.StripeClient) -> Sender:
+    """``POST /v1/billing/meter_events`` with the ledger identifier as Stripe's identifier."""
+
+    def send(event: MeterEvent) -> None:
+        client.v1.billing.meter_events.create(
+            {
+                "event_name": event.event_name,
+                "identifier": event.identifier,
+                "payload": {"stripe_customer_id": event.customer_id, "value": str(event.value)},
+                "timestamp": int(event.timestamp.timestamp()),
+            },
+            # A new key per attempt: a retry after an error is a fresh request (Stripe
+            # replays stored errors for a reused key), while a redo after a crash repeats the
+            # same key; the identifier deduplicates either way.
+            {"idempotency_key": f"bfu-me-{event.identifier}-{event.attempt}"},
+        )
+
+    return send
+
+
+def legacy_sender(client: stripe.StripeClient) -> Sender:
+    """Legacy usage records on the event's subscription item, at the pinned API version."""
+
+    def send(event: MeterEvent) -> None:
+        if not event.subscription_item_id:
+            raise MissingSubscriptionItem(event)
+        params: dict[str, Any] = {
+            "quantity": event.value,
+            "timestamp": int(event.timestamp.timestamp()),
+            "action": "increment",
+            "stripe_version": LEGACY_API_VERSION,
+            # Usage records have no identifier, so the key is the only deduplication: it
+            # stays the same across attempts.
+            "idempotency_key": f"bfu-ur-{event.identifier}",
+        }
+        client.raw_request(
+            "post", f"/v1/subscription_items/{event.subscription_item_id}/usage_records", **params
+        )
+
+    return send
+
+
+class MissingSubscriptionItem(Exception):
+    """Legacy usage records need the customer's subscription item, which is not known yet."""
+
+    def __init__(self, event: MeterEvent) -> None:
+        super().__init__(
+            f"{event.customer_id} has no stored subscription item for {event.event_name!r}, "
+            "which legacy usage records are sent to; run manage.py billflow_sync (or store "
+            "the item's ID on its subscription item link) and the event is retried."
+        )
+
+
+def _attempt(send: Sender, event: MeterEvent) -> Result:
+    try:
+        send(event)
+    except MissingSubscriptionItem as exc:
+        return Result(event.identifier, Outcome.RETRY, "no_subscription_item", str(exc))
+    except Exception as exc:
+        return result_for_error(event.identifier, exc)
+    return Result(event.identifier, Outcome.DELIVERED)

@@ -1,0 +1,104 @@
+"""The v2 high-throughput stream: a meter event session and batches of up to 100 events."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import stripe
+
+from billflow_usage.backends.base import MeterEvent, Outcome, Result
+from billflow_usage.backends.stripe.errors import result_for_error
+
+#: Stripe accepts at most this many events per stream request.
+MAX_EVENTS = 100
+#: Sessions last 15 minutes; when Stripe's answer can't be read, assume that.
+DEFAULT_LIFETIME = 15 * 60.0
+#: Renew this long before the session runs out, so no request races its expiry.
+RENEW_MARGIN = 60.0
+
+
+class MeterEventStream:
+    """Sends events through ``meter_event_stream`` with a shared, self-renewing session.
+
+    Thread-safe: one session serves every thread; it is renewed ahead of its expiry (measured
+    on the local monotonic clock, so clock skew with Stripe doesn't matter) and whenever
+    Stripe answers that it expired.
+    """
+
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self.client = client
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._renew_at = 0.0
+
+    def send(self, events: Sequence[MeterEvent]) -> list[Result]:
+        results: list[Result] = []
+        for start in range(0, len(events), MAX_EVENTS):
+            results.extend(self._send_chunk(events[start : start + MAX_EVENTS]))
+        return results
+
+    def token(self, *, expired: str | None = None) -> str:
+        """The current session token; a new session if it is due or ``expired`` is it."""
+        with self._lock:
+            if self._token is None or self._token == expired or time.monotonic() >= self._renew_at:
+                started = time.monotonic()
+                session = self.client.v2.billing.meter_event_session.create()
+                lifetime = _lifetime(session.created, session.expires_at)
+                self._token = session.authentication_token
+                self._renew_at = started + lifetime - min(RENEW_MARGIN, lifetime / 2)
+            return self._token
+
+    def _send_chunk(self, chunk: Sequence[MeterEvent]) -> list[Result]:
+        body = {"events": [_event(event) for event in chunk]}
+        key = _idempotency_key(chunk)
+        token: str | None = None
+        try:
+            try:
+                token = self.token()
+                self.client.v2.billing.meter_event_stream.create(
+                    body,  # type: ignore[arg-type]
+                    {"api_key": token, "idempotency_key": key},
+                )
+            except stripe.TemporarySessionExpiredError:
+                token = self.token(expired=token)
+                self.client.v2.billing.meter_event_stream.create(
+                    body,  # type: ignore[arg-type]
+                    {"api_key": token, "idempotency_key": f"{key}-renewed"},
+                )
+        except Exception as exc:
+            failure = result_for_error("", exc)
+            return [replace(failure, key=event.identifier) for event in chunk]
+        return [Result(event.identifier, Outcome.DELIVERED) for event in chunk]
+
+
+def _event(event: MeterEvent) -> dict[str, object]:
+    moment = event.timestamp.astimezone(UTC).isoformat(timespec="milliseconds")
+    return {
+        "event_name": event.event_name,
+        "identifier": event.identifier,
+        "payload": {"stripe_customer_id": event.customer_id, "value": str(event.value)},
+        "timestamp": moment.replace("+00:00", "Z"),
+    }
+
+
+def _idempotency_key(chunk: Sequence[MeterEvent]) -> str:
+    """Derived from the batch's identifiers and attempts: a redo repeats it, a retry not."""
+    digest = hashlib.sha256()
+    for event in chunk:
+        digest.update(f"{event.identifier}:{event.attempt}\n".encode())
+    return f"bfu-ms-{digest.hexdigest()}"
+
+
+def _lifetime(created: str, expires_at: str) -> float:
+    try:
+        start = datetime.fromisoformat(created)
+        end = datetime.fromisoformat(expires_at)
+    except (TypeError, ValueError):
+        return DEFAULT_LIFETIME
+    seconds = (end - start).total_seconds()
+    return seconds if seconds > 0 else DEFAULT_LIFETIME

@@ -1,0 +1,137 @@
+"""Turning claimed rows into what the backend sends, and sending it outside any transaction.
+
+One Stripe event stands either for one row (sent under the row's identifier) or for a
+delivery group (sent under the group's stored identifier and value).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from django.utils import timezone
+
+from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Result
+from billflow_usage.delivery.claim import Claim
+from billflow_usage.models import DeliveryGroup, SubscriptionItemLink, UsageEvent
+from billflow_usage.validation import STRIPE_HISTORY
+
+logger = logging.getLogger("billflow_usage")
+
+#: Items handed to the backend at once: a full v2 request, and how often the time limit is
+#: looked at.
+CHUNK = 100
+#: Stripe's error-report code for events older than its 35-day window.
+TOO_OLD_CODE = "timestamp_too_far_in_past"
+
+Outcomes = list[tuple[Sequence[UsageEvent], Result]]
+
+
+@dataclass
+class Item:
+    """One Stripe event and the ledger rows it stands for."""
+
+    event: MeterEvent
+    members: list[UsageEvent]
+
+
+def plan(claim: Claim, *, using: str) -> tuple[list[Item], Outcomes]:
+    """The items to send, and the outcomes known without sending (group already accepted,
+    too old for Stripe)."""
+    now = timezone.now()
+    items: dict[str, Item] = {}
+    decided: Outcomes = []
+    for event in claim.events:
+        group = event.group
+        if group is not None and group.status == DeliveryGroup.Status.SENT:
+            decided.append(([event], Result(group.identifier, Outcome.DELIVERED)))
+        elif (key := group.identifier if group else event.identifier) in items:
+            items[key].members.append(event)
+        else:
+            items[key] = Item(_meter_event(event, group), [event])
+    sendable = []
+    for item in items.values():
+        if item.event.timestamp < now - STRIPE_HISTORY:
+            decided.append((item.members, _too_old(item.event, now)))
+        else:
+            sendable.append(item)
+    return _with_subscription_items(sendable, using), decided
+
+
+def send(
+    items: Sequence[Item], backend: BaseBackend, *, deadline: float | None
+) -> tuple[Outcomes, list[UsageEvent]]:
+    """Send in chunks; return the outcomes and the rows left unsent when time ran out."""
+    outcomes: Outcomes = []
+    for start in range(0, len(items), CHUNK):
+        if deadline is not None and time.monotonic() >= deadline:
+            return outcomes, [event for item in items[start:] for event in item.members]
+        chunk = items[start : start + CHUNK]
+        by_key = {result.key: result for result in _call(backend, [i.event for i in chunk])}
+        for item in chunk:
+            result = by_key.get(item.event.identifier) or Result(
+                item.event.identifier,
+                Outcome.RETRY,
+                "no_result",
+                f"{type(backend).__name__} returned no result for this event.",
+            )
+            outcomes.append((item.members, result))
+    return outcomes, []
+
+
+def _call(backend: BaseBackend, events: list[MeterEvent]) -> list[Result]:
+    try:
+        return backend.send_meter_events(events)
+    except Exception as exc:
+        # A bug or an unexpected failure in the sink must not strand claimed rows.
+        logger.exception("%s failed to send %d event(s)", type(backend).__name__, len(events))
+        message = f"{type(backend).__name__} raised {type(exc).__name__}; see the logs."
+        return [Result(e.identifier, Outcome.RETRY, "backend_error", message) for e in events]
+
+
+def _meter_event(event: UsageEvent, group: DeliveryGroup | None) -> MeterEvent:
+    source = group or event
+    return MeterEvent(
+        identifier=source.identifier,
+        event_name=event.metric.event_name or event.metric.key,
+        customer_id=source.customer_id,
+        value=source.value,
+        timestamp=source.occurred_at,
+        attempt=event.attempts,
+    )
+
+
+def _too_old(event: MeterEvent, now: datetime) -> Result:
+    return Result(
+        event.identifier,
+        Outcome.FAILED,
+        TOO_OLD_CODE,
+        f"occurred_at {event.timestamp.isoformat()} is now more than 35 days before "
+        f"{now.isoformat()}, and Stripe only accepts meter events from the past 35 days: "
+        "it can no longer be sent. Bill it with an invoice item or a credit note instead.",
+    )
+
+
+def _with_subscription_items(items: list[Item], using: str) -> list[Item]:
+    """Fill in each customer's stored subscription item (legacy usage records need it)."""
+    if not items:
+        return items
+    firsts = [item.members[0] for item in items]
+    rows = (
+        SubscriptionItemLink.objects.using(using)
+        .filter(
+            active=True,
+            customer_id__in={e.customer_id for e in firsts},
+            metric_id__in={e.metric_id for e in firsts},
+        )
+        .exclude(stripe_subscription_item_id="")
+        .values_list("customer_id", "metric_id", "stripe_subscription_item_id")
+    )
+    found = {(customer, metric): item_id for customer, metric, item_id in rows}
+    for item, first in zip(items, firsts, strict=True):
+        item_id = found.get((first.customer_id, first.metric_id), "")
+        item.event = replace(item.event, subscription_item_id=item_id)
+    return items

@@ -1,0 +1,98 @@
+"""Starting delivery after the transaction that recorded usage commits (``DELIVERY``).
+
+The ledger calls :func:`schedule_delivery` for every write; one callback per transaction
+collects the IDs of everything the transaction recorded, so a request that records 100 events
+makes one delivery attempt, and a rolled-back one makes none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils.module_loading import import_string
+
+from billflow_usage.backends import get_backend
+from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery.engine import deliver_pending
+
+logger = logging.getLogger("billflow_usage")
+
+
+class AfterCommit:
+    """The on_commit callback of one transaction: the rows it recorded, delivered once."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.event_ids: set[int] = set()
+        self.link_ids: set[int] = set()
+
+    def __call__(self) -> None:
+        try:
+            if self.mode == "celery":
+                from billflow_usage.tasks import deliver_usage
+
+                deliver_usage.delay()
+            else:
+                self.deliver_now()
+        except Exception:
+            # Never break the host's request: the rows stay pending for workers.
+            logger.exception("billflow_usage: delivery after commit failed; rows stay pending")
+
+    def deliver_now(self) -> None:
+        """Try what this transaction recorded, bounded by ``ON_COMMIT_TIMEOUT``."""
+        timeout = float(billflow_settings.ON_COMMIT_TIMEOUT)
+        size = int(billflow_settings.BATCH_SIZE)
+        # Only the Stripe backend takes a per-request timeout; other sinks keep theirs.
+        backend = get_backend(timeout=timeout) if _is_stripe() else get_backend()
+        try:
+            deliver_pending(
+                backend=backend,
+                batch_size=size,
+                max_batches=1,
+                time_limit=timeout,
+                # One batch at most: a bulk import leaves the rest to workers.
+                event_ids=sorted(self.event_ids)[:size],
+                link_ids=sorted(self.link_ids)[:size],
+            )
+        finally:
+            backend.close()
+
+
+def schedule_delivery(
+    *, using: str, event_ids: Iterable[int] = (), link_ids: Iterable[int] = ()
+) -> None:
+    """Arrange delivery of these rows after the current transaction commits (or now, in
+    autocommit), per ``BILLFLOW_USAGE["DELIVERY"]``; ``worker`` mode does nothing."""
+    mode = billflow_settings.DELIVERY
+    if mode not in ("on_commit", "celery"):
+        return
+    callback = _pending_callback(using)
+    if callback is None:
+        callback = AfterCommit(mode)
+        callback.event_ids.update(event_ids)
+        callback.link_ids.update(link_ids)
+        transaction.on_commit(callback, using=using, robust=True)
+    else:
+        callback.event_ids.update(event_ids)
+        callback.link_ids.update(link_ids)
+
+
+def _pending_callback(using: str) -> AfterCommit | None:
+    """This transaction's callback, if one is registered already (none after a rollback:
+    Django drops the callbacks of a rolled-back transaction or savepoint)."""
+    connection = transaction.get_connection(using)
+    if not connection.in_atomic_block:
+        return None
+    for entry in connection.run_on_commit:
+        if isinstance(entry[1], AfterCommit):
+            return entry[1]
+    return None
+
+
+def _is_stripe() -> bool:
+    from billflow_usage.backends.stripe import StripeBackend
+
+    backend_class = import_string(billflow_settings.BACKEND)
+    return isinstance(backend_class, type) and issubclass(backend_class, StripeBackend)

@@ -1,0 +1,181 @@
+"""``manage.py billflow_worker``: the long-running delivery loop.
+
+Run as many as you like against PostgreSQL (claims use SKIP LOCKED); each batch finishes
+before a SIGTERM or SIGINT stops the worker, so nothing is left half-marked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import connections, router
+
+from billflow_usage.backends import get_backend
+from billflow_usage.backends.base import BaseBackend
+from billflow_usage.delivery import DeliveryStats, deliver_pending
+from billflow_usage.models import UsageEvent
+
+logger = logging.getLogger("billflow_usage")
+
+
+def positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def non_negative_float(value: str) -> float:
+    number = float(value)
+    if number < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
+    return number
+
+
+class Command(BaseCommand):
+    help = (
+        "Deliver pending usage events and seat quantities through the configured backend, "
+        "batch after batch, until SIGTERM/SIGINT (or, with --once, until nothing is due)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--once", action="store_true", help="Deliver what is due now, then exit."
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=positive_int,
+            default=None,
+            help="Events claimed per batch (default: BILLFLOW_USAGE['BATCH_SIZE']).",
+        )
+        parser.add_argument(
+            "--concurrency",
+            type=positive_int,
+            default=1,
+            help="Delivery threads, each claiming its own batches (PostgreSQL only).",
+        )
+        parser.add_argument(
+            "--idle-sleep",
+            type=non_negative_float,
+            default=1.0,
+            help="Seconds to wait when nothing is due (default: 1).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity = int(options["verbosity"])
+        self.once = bool(options["once"])
+        self.batch_size: int | None = options["batch_size"]
+        self.idle_sleep: float = options["idle_sleep"]
+        self.stop = threading.Event()
+        self.output_lock = threading.RLock()
+        concurrency = self._concurrency(options["concurrency"])
+        backend = get_backend()
+        total = DeliveryStats()
+        try:
+            with self._stop_on_signals():
+                self._say(2, f"billflow_worker started: {concurrency} thread(s), {backend!r}")
+                if concurrency == 1:
+                    total = self._loop(backend, "worker")
+                else:
+                    total = self._threads(backend, concurrency)
+        finally:
+            backend.close()
+        self._say(1, self.style.SUCCESS(f"billflow_worker stopped: {total.summary()}"))
+
+    def _concurrency(self, wanted: int) -> int:
+        using = router.db_for_write(UsageEvent)
+        if wanted > 1 and not connections[using].features.has_select_for_update_skip_locked:
+            self._say(
+                1,
+                self.style.WARNING(
+                    f"--concurrency {wanted} needs row locks (PostgreSQL); "
+                    f"{connections[using].vendor} gets one thread."
+                ),
+            )
+            return 1
+        return wanted
+
+    def _threads(self, backend: BaseBackend, count: int) -> DeliveryStats:
+        totals = [DeliveryStats() for _ in range(count)]
+
+        def run(index: int) -> None:
+            try:
+                totals[index] = self._loop(backend, f"worker-{index + 1}")
+            finally:
+                connections.close_all()  # this thread's connections only
+
+        threads = [
+            threading.Thread(target=run, args=(i,), name=f"billflow-worker-{i + 1}")
+            for i in range(count)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive():
+                thread.join(timeout=0.5)  # stay responsive to signals in the main thread
+        total = DeliveryStats()
+        for stats in totals:
+            total += stats
+        return total
+
+    def _loop(self, backend: BaseBackend, name: str) -> DeliveryStats:
+        total = DeliveryStats()
+        while not self.stop.is_set():
+            _refresh_connections()
+            try:
+                stats = deliver_pending(backend=backend, batch_size=self.batch_size, max_batches=1)
+            except Exception as exc:
+                if self.once:
+                    raise CommandError(f"Delivery failed: {type(exc).__name__}: {exc}") from exc
+                logger.exception("billflow_worker: batch failed; retrying after a pause")
+                self._say(1, self.style.ERROR(f"[{name}] batch failed: {type(exc).__name__}"))
+                self.stop.wait(max(self.idle_sleep, 1.0))
+                continue
+            if stats.idle:
+                if self.once:
+                    break
+                self.stop.wait(self.idle_sleep)
+                continue
+            total += stats
+            self._say(1, f"[{name}] {stats.summary()}")
+        return total
+
+    @contextlib.contextmanager
+    def _stop_on_signals(self) -> Iterator[None]:
+        """Finish the current batch, then stop, on SIGTERM or SIGINT."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum: int, frame: Any) -> None:
+            self._say(1, f"{signal.Signals(signum).name} received: stopping after this batch.")
+            self.stop.set()
+
+        previous = {
+            sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _say(self, level: int, message: str) -> None:
+        if self.verbosity >= level:
+            with self.output_lock:
+                self.stdout.write(message)
+
+
+def _refresh_connections() -> None:
+    """Drop broken or expired connections between batches (CONN_MAX_AGE), like a request
+    boundary would; a connection inside a transaction (tests) is left alone."""
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close_if_unusable_or_obsolete()
