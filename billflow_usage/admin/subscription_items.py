@@ -6,12 +6,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery.trigger import schedule_delivery
 from billflow_usage.models import Metric, SubscriptionItemLink
 
 METERED_QUANTITY_ERROR = (
@@ -150,10 +151,12 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
         """
         if "quantity" not in form.changed_data or obj.quantity is None:
             return
-        with transaction.atomic():
+        using = router.db_for_write(SubscriptionItemLink)
+        with transaction.atomic(using=using):
             current = SubscriptionItemLink.objects.select_for_update().get(pk=obj.pk)
             if current.change_quantity(obj.quantity):
                 current.save(update_fields=SubscriptionItemLink.QUANTITY_FIELDS)
+                schedule_delivery(using=using, link_ids=[current.pk])
         obj.refresh_from_db()
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SubscriptionItemLink]:

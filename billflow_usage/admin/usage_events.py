@@ -92,9 +92,10 @@ class UsageEventAdmin(admin.ModelAdmin):
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
         failed = list(queryset.filter(status=UsageEvent.Status.FAILED))
         for event in failed:
+            # ``attempts`` is kept: the next request gets a new idempotency key, so Stripe
+            # can't replay the stored answer of an earlier attempt.
             UsageEvent.objects.filter(pk=event.pk, status=UsageEvent.Status.FAILED).update(
                 status=UsageEvent.Status.PENDING,
-                attempts=0,
                 next_attempt_at=timezone.now(),
                 claimed_until=None,
                 claim_token=None,

@@ -29,15 +29,22 @@ def test_viewer_sees_but_cannot_change(client, viewer, link):
     assert link.quantity == 3
 
 
-def test_editor_changes_quantity_versioned_and_logged(client, editor, link):
+def test_editor_changes_quantity_versioned_pushed_and_logged(
+    client, editor, link, settings, usage_outbox, django_capture_on_commit_callbacks
+):
+    settings.BILLFLOW_USAGE = settings.BILLFLOW_USAGE | {"DELIVERY": "on_commit"}
     client.force_login(editor)
     page = client.get(change_url(link))
     assert "create_prorations" in page.text
-    response = client.post(change_url(link), {"quantity": 7})
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(change_url(link), {"quantity": 7})
     assert response.status_code == 302
+    [push] = usage_outbox
+    assert (push.subscription_item_id, push.quantity) == (link.stripe_subscription_item_id, 7)
+    assert push.proration_behavior == "create_prorations"
     link.refresh_from_db()
     assert (link.quantity, link.quantity_version) == (7, 2)
-    assert not link.quantity_in_sync
+    assert (link.synced_quantity, link.synced_version) == (7, 2)
     assert LogEntry.objects.filter(object_id=str(link.pk), user=editor).exists()
 
 

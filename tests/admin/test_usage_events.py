@@ -71,7 +71,7 @@ def test_retry_failed(client, editor, metric):
     assert "1 event(s) were not failed" in response.text
     failed.refresh_from_db()
     sent.refresh_from_db()
-    assert (failed.status, failed.attempts) == ("pending", 0)
+    assert (failed.status, failed.attempts) == ("pending", 12)
     assert sent.status == "sent"
     assert LogEntry.objects.filter(object_id=str(failed.pk), user=editor).exists()
 
