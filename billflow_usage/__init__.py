@@ -11,6 +11,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from billflow_usage.ledger import Usage, record_usage, record_usage_bulk, set_quantity
+    from billflow_usage.tracking import (
+        bulk_create_with_usage,
+        track,
+        track_quantity,
+        tracking_disabled,
+    )
 
 __version__ = "0.1.0"
 
@@ -19,9 +25,22 @@ _PUBLIC = {
     "record_usage": "billflow_usage.ledger",
     "record_usage_bulk": "billflow_usage.ledger",
     "set_quantity": "billflow_usage.ledger",
+    "track": "billflow_usage.tracking",
+    "track_quantity": "billflow_usage.tracking",
+    "tracking_disabled": "billflow_usage.tracking",
+    "bulk_create_with_usage": "billflow_usage.tracking",
 }
 
-__all__ = ["Usage", "record_usage", "record_usage_bulk", "set_quantity"]
+__all__ = [
+    "Usage",
+    "bulk_create_with_usage",
+    "record_usage",
+    "record_usage_bulk",
+    "set_quantity",
+    "track",
+    "track_quantity",
+    "tracking_disabled",
+]
 
 
 def __getattr__(name: str) -> Any:

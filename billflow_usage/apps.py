@@ -9,3 +9,7 @@ class BillflowUsageConfig(AppConfig):
 
     def ready(self) -> None:
         from billflow_usage import checks  # noqa: F401  (registers the system checks)
+        from billflow_usage.tracking import checks as tracking_checks  # noqa: F401
+        from billflow_usage.tracking.discovery import discover
+
+        discover()

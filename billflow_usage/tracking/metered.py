@@ -1,0 +1,364 @@
+"""Metered trackers (``track``): usage events for creates, updates and deletes of a model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models, router
+from django.db.models import Q, Sum
+
+from billflow_usage import validation
+from billflow_usage.conf import billflow_settings
+from billflow_usage.customers import resolve_customer
+from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.identifiers import new_identifier
+from billflow_usage.ledger import Usage, record_usage, record_usage_bulk
+from billflow_usage.models import Metric, UsageEvent
+from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker, guarded
+from billflow_usage.tracking.identifiers import tracker_identifier
+from billflow_usage.tracking.resolvers import Resolver
+from billflow_usage.tracking.snapshots import saved_value
+
+logger = logging.getLogger(__name__)
+
+TRACKER_ERROR = "tracker_error"
+SOURCE_DELETED = "source_deleted"
+#: The customer of a failed row whose customer could not be resolved: the ledger only holds
+#: ``cus_...`` IDs, and a failed row is never sent.
+UNRESOLVED_CUSTOMER = "cus_unresolved"
+#: How much of a resolver's exception message a failed row keeps.
+MAX_ERROR_LENGTH = 1000
+NUMERIC_FIELDS = (models.IntegerField, models.DecimalField, models.FloatField)
+
+
+@dataclass
+class _Attempt:
+    """What a tracker had resolved when it failed, so the failed row keeps as much as it can."""
+
+    metric: Metric | None = None
+    customer: Any = None
+    value: Any = None
+    identifier: str | None = None
+
+
+class MeteredTracker(Tracker):
+    """Records usage of a metered metric when objects of a model are saved or deleted.
+
+    Identifiers are derived, never random, so an event seen twice is recorded once. Each is
+    hashed from (metric, model, key, action, version), where key is the object's pk (or what
+    ``identifier(instance)`` returns) and the version depends on the action:
+
+    - create: none. An object is created once, so saving it again, or saving an object that
+      ``bulk_create_with_usage()`` already recorded, never records its creation twice. With
+      ``identifier=``, the creation uses the returned string as it is.
+    - delete: none. An object is deleted once.
+    - update: the moment the save was seen and the value recorded. Updates have no sequence
+      number to count from without reading the ledger on every save; the moment (shared by
+      all trackers of one save) tells two updates apart, and the value keeps two different
+      changes apart even within one microsecond.
+    - reversal (``reverse_on_delete``): the customer whose usage it reverses.
+
+    A second tracker of the same model and metric adds its slot (its place in declaration
+    order) to the version, so both are recorded.
+    """
+
+    kind = Metric.Kind.METERED
+    ledger_model = UsageEvent
+    declared_with = "track"
+
+    def __init__(
+        self,
+        model: object,
+        *,
+        metric: str,
+        customer: object,
+        value: object = 1,
+        on: object = (CREATE,),
+        when: object = None,
+        timestamp: object = None,
+        identifier: object = None,
+        delta: str | None = None,
+        reverse_on_delete: bool = False,
+    ) -> None:
+        super().__init__(model, metric=metric, customer=customer)
+        self.value: int | float | Decimal | Resolver = (
+            value if isinstance(value, int | float | Decimal) else Resolver(value)
+        )
+        if isinstance(on, str) or not isinstance(on, Iterable):
+            on = (on,)
+        #: As declared (the checks report unknown actions); ``actions`` is what runs.
+        self.on = tuple(on)
+        self.actions = frozenset(action for action in self.on if action in ACTIONS)
+        self.when = None if when is None else Resolver(when)
+        self.timestamp = None if timestamp is None else Resolver(timestamp)
+        self.identifier = None if identifier is None else Resolver(identifier)
+        self.delta = delta
+        self.reverse_on_delete = reverse_on_delete
+
+    def resolvers(self) -> dict[str, Resolver]:
+        optional = {
+            "value": self.value,
+            "when": self.when,
+            "timestamp": self.timestamp,
+            "identifier": self.identifier,
+        }
+        found = {name: r for name, r in optional.items() if isinstance(r, Resolver)}
+        return {**super().resolvers(), **found}
+
+    @property
+    def needs_delete(self) -> bool:
+        return DELETE in self.actions or self.reverse_on_delete
+
+    @property
+    def needs_snapshots(self) -> bool:
+        return self.delta is not None
+
+    @property
+    def preload_attnames(self) -> tuple[str, ...]:
+        if self.delta is None:
+            return ()
+        try:
+            return (self.delta_field().attname,)
+        except (LookupError, TypeError):
+            return ()
+
+    def delta_field(self) -> models.Field[Any, Any]:
+        """The numeric field a delta tracker follows; raises if there is none."""
+        if self.model is None or self.delta is None:
+            raise LookupError(f"{self!r} has no model field to follow.")
+        try:
+            field = self.model._meta.get_field(self.delta)
+        except FieldDoesNotExist:
+            raise LookupError(
+                f"{self.model._meta.label} has no field {self.delta!r} to follow."
+            ) from None
+        if not isinstance(field, NUMERIC_FIELDS):
+            raise TypeError(
+                f"delta={self.delta!r} names a {type(field).__name__}, not a numeric field."
+            )
+        return field
+
+    def handle(self, change: Change) -> None:
+        if change.action == DELETE and self.reverse_on_delete:
+            work = self._reverse
+        elif change.action in self.actions:
+            work = self._record
+        else:
+            return
+        attempt = _Attempt()
+        guarded(
+            self.db,
+            lambda: work(change, attempt),
+            lambda exc: self._keep_failure(change, attempt, exc),
+        )
+
+    def usage_for(self, change: Change, attempt: _Attempt | None = None) -> Usage | None:
+        """What to record for ``change``, or None when there is nothing to record.
+
+        Runs the resolvers: ``when`` filters, a value of None (or an unchanged delta) and a
+        customer of None skip.
+        """
+        attempt = attempt or _Attempt()
+        metric = attempt.metric = self.get_metric()
+        if metric is None:
+            return None
+        instance = change.instance
+        if self.when is not None and not self.when(instance, change.created):
+            return None
+        value = attempt.value = self._value(change)
+        if value is None:
+            return None
+        identifier = attempt.identifier = self._identifier(change, value)
+        customer = attempt.customer = self.customer(instance)
+        if customer is None:
+            logger.debug(
+                "%r skipped the %s of %s %s: its customer is None.",
+                self,
+                change.action,
+                instance._meta.label,
+                instance.pk,
+            )
+            return None
+        timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
+        return Usage(metric, customer, value, timestamp, identifier, instance)
+
+    def _record(self, change: Change, attempt: _Attempt) -> None:
+        usage = self.usage_for(change, attempt)
+        if usage is not None:
+            record_usage(
+                usage.metric,
+                usage.customer,
+                usage.value,
+                timestamp=usage.timestamp,
+                identifier=usage.identifier,
+                source=usage.source,
+            )
+
+    def _value(self, change: Change) -> Any:
+        if self.delta is None:
+            return self.value(change.instance) if isinstance(self.value, Resolver) else self.value
+        return self._delta(change) or None
+
+    def _delta(self, change: Change) -> Any:
+        """How much the field changed: from nothing on create, to nothing on delete."""
+        field = self.delta_field()
+        instance, old_values = change.instance, change.loaded
+        if change.action == DELETE:
+            known = field.attname in old_values
+            old = old_values[field.attname] if known else getattr(instance, field.attname)
+            return -(old or 0)
+        new = saved_value(instance, field.attname, change.using) or 0
+        if change.action == CREATE:
+            return new
+        if change.update_fields is not None and field.name not in change.update_fields:
+            return 0
+        if field.attname not in old_values:
+            raise LookupError(
+                f"the value {field.name!r} had before this save is unknown, so the change "
+                "can't be computed."
+            )
+        return new - (old_values[field.attname] or 0)
+
+    def _own_key(self, instance: models.Model) -> Any:
+        """What ``identifier(instance)`` returns; None without one (the pk is used then)."""
+        return None if self.identifier is None else self.identifier(instance)
+
+    def _identifier(self, change: Change, value: Any) -> str:
+        instance = change.instance
+        own = self._own_key(instance)
+        if own is not None and change.action == CREATE:
+            return str(own)
+        version = f"{change.moment.isoformat()}:{value}" if change.action == UPDATE else ""
+        return self._hash(instance, own, change.action, version)
+
+    def _hash(self, instance: models.Model, own: Any, action: str, version: str) -> str:
+        if self.slot:
+            version = f"{version}#{self.slot}"
+        key = instance.pk if own is None else own
+        return tracker_identifier(self.metric, instance._meta.label_lower, key, action, version)
+
+    def _reverse(self, change: Change, attempt: _Attempt) -> None:
+        """Undo what the deleted object billed for this metric.
+
+        Rows certainly not sent yet (pending and never attempted, or failed) are cancelled;
+        what may have reached Stripe is offset by one negative event per customer.
+        """
+        metric = attempt.metric = self.get_metric()
+        if metric is None:
+            return
+        instance = change.instance
+        rows = UsageEvent.objects.using(self.db).filter(
+            metric=metric,
+            source_content_type=ContentType.objects.get_for_model(instance),
+            source_object_id=str(instance.pk),
+        )
+        never_tried = Q(status=UsageEvent.Status.PENDING, attempts=0, claimed_until__isnull=True)
+        unsent = never_tried | Q(status=UsageEvent.Status.FAILED)
+        rows.filter(unsent).update(
+            status=UsageEvent.Status.CANCELLED,
+            last_error_code=SOURCE_DELETED,
+            last_error_message=f"{instance._meta.label} {instance.pk} was deleted before "
+            "this usage was sent.",
+        )
+        billed = (
+            rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
+            .order_by()
+            .values("customer_id")
+            .annotate(net=Sum("value"))
+            .values_list("customer_id", "net")
+        )
+        own = self._own_key(instance)
+        for customer_id, net in billed:
+            if net:
+                record_usage(
+                    metric,
+                    customer_id,
+                    -net,
+                    timestamp=change.moment,
+                    identifier=self._hash(instance, own, "reverse", customer_id),
+                    source=instance,
+                )
+
+    def _keep_failure(self, change: Change, attempt: _Attempt, exc: Exception) -> None:
+        """Log a failure and keep it as a failed ledger row, so no usage is silently lost."""
+        instance = change.instance
+        message = (
+            f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
+            f"{type(exc).__name__}: {exc}"
+        )[:MAX_ERROR_LENGTH]
+        if attempt.identifier:
+            message += (
+                f" It would have been recorded as {attempt.identifier!r}: fix the cause, then "
+                f"record it with record_usage(..., identifier={attempt.identifier!r})."
+            )
+        metric = attempt.metric
+        if metric is None:
+            logger.error("%s No ledger row kept: the metric is missing.", message, exc_info=exc)
+            return
+        logger.error("%s Kept as a failed ledger row.", message, exc_info=exc)
+        guarded(
+            self.db,
+            lambda: self._save_failure(change, attempt, metric, message),
+            lambda error: logger.error(
+                "%r could not keep its failed ledger row: %s", self, error, exc_info=error
+            ),
+        )
+
+    def _save_failure(
+        self, change: Change, attempt: _Attempt, metric: Metric, message: str
+    ) -> None:
+        try:
+            customer_id = resolve_customer(attempt.customer).id
+        except InvalidUsage:
+            customer_id = UNRESOLVED_CUSTOMER
+        try:
+            value = validation.whole_number(attempt.value)
+        except InvalidUsage:
+            value = 0
+        UsageEvent(
+            metric=metric,
+            customer_id=customer_id,
+            value=value,
+            occurred_at=change.moment,
+            identifier=new_identifier(),
+            source=change.instance,
+            livemode=billflow_settings.livemode,
+            status=UsageEvent.Status.FAILED,
+            last_error_code=TRACKER_ERROR,
+            last_error_message=message,
+            next_attempt_at=change.moment,
+        ).save(force_insert=True, using=self.db)
+
+
+def record_created(trackers: Sequence[MeteredTracker], changes: Sequence[Change]) -> None:
+    """Record the creation of bulk-created objects with one ``record_usage_bulk()`` call.
+
+    Identifiers are those the ``post_save`` path would use. If anything fails, the batch is
+    rolled back to its savepoint and each object goes through :meth:`MeteredTracker.handle`,
+    which keeps failures as failed rows exactly as for single saves.
+    """
+    pending = [(t, change) for t in trackers if CREATE in t.actions for change in changes]
+    if not pending:
+        return
+
+    def record_all() -> None:
+        usages = [usage for t, change in pending if (usage := t.usage_for(change)) is not None]
+        record_usage_bulk(usages)
+
+    def one_by_one(exc: Exception) -> None:
+        logger.warning(
+            "Recording %d bulk-created usages at once failed (%s: %s); recording them one by one.",
+            len(pending),
+            type(exc).__name__,
+            exc,
+        )
+        for t, change in pending:
+            t.handle(change)
+
+    guarded(router.db_for_write(UsageEvent), record_all, one_by_one)

@@ -1,0 +1,53 @@
+import pytest
+
+from billflow_usage.tracking import metric_cache
+from billflow_usage.tracking.registry import TrackerRegistry
+from billflow_usage.tracking.registry import registry as project_registry
+from tests.factories import LicensedMetricFactory, MetricFactory, WorkspaceFactory
+
+
+@pytest.fixture(autouse=True)
+def _fresh_metric_cache():
+    """Metric rows are rolled back between tests; the per-process cache must forget them."""
+    metric_cache.clear()
+    yield
+    metric_cache.clear()
+
+
+@pytest.fixture
+def tracker_registry():
+    """A registry of this test's own, disconnected afterwards (auditlog's pattern)."""
+    registry = TrackerRegistry()
+    yield registry
+    registry.clear()
+
+
+@pytest.fixture
+def default_registry():
+    """The project-wide registry behind ``billflow_usage.track``, emptied for this test."""
+    saved = project_registry.get_trackers()
+    project_registry.clear()
+    yield project_registry
+    project_registry.clear()
+    for tracker in saved:
+        project_registry.register(tracker)
+
+
+@pytest.fixture
+def orders(db):
+    return MetricFactory(key="orders")
+
+
+@pytest.fixture
+def units(db):
+    return MetricFactory(key="units")
+
+
+@pytest.fixture
+def seats(db):
+    return LicensedMetricFactory(key="seats")
+
+
+@pytest.fixture
+def workspace(db):
+    return WorkspaceFactory()

@@ -1,0 +1,1 @@
+"""An app installed only by the autodiscovery test, whose ``usage.py`` declares a tracker."""

@@ -1,0 +1,118 @@
+"""A failing tracker never breaks the host's save, and never loses the usage silently."""
+
+import logging
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billflow_usage.models import UsageEvent
+from billflow_usage.tracking.identifiers import tracker_identifier
+from tests.factories import OrderFactory, WorkspaceFactory
+from tests.testapp.models import Order, Workspace
+from tests.tracking.helpers import ledger, rolled_back, workspace_customer
+
+
+class ResolverBroke(Exception):
+    pass
+
+
+def broken_customer(order):
+    raise ResolverBroke("the CRM is down")
+
+
+def failed_rows():
+    return list(UsageEvent.objects.filter(status=UsageEvent.Status.FAILED))
+
+
+def test_a_raising_resolver_keeps_a_failed_row_and_the_save(tracker_registry, orders, caplog):
+    tracker_registry.track(Order, metric="orders", customer=broken_customer)
+
+    with caplog.at_level(logging.ERROR, logger="billflow_usage"):
+        order = OrderFactory()
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    [row] = ledger()
+    assert row.status == UsageEvent.Status.FAILED
+    assert row.last_error_code == "tracker_error"
+    assert "ResolverBroke: the CRM is down" in row.last_error_message
+    expected = tracker_identifier("orders", "testapp.order", order.pk, "create", "")
+    assert expected in row.last_error_message  # how to record it once fixed
+    assert row.identifier != expected  # left free for that
+    assert (row.source, row.metric, row.value) == (order, orders, 1)
+    assert row.customer_id == "cus_unresolved"
+    [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.name.startswith("billflow_usage")
+    assert "ResolverBroke: the CRM is down" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "customer_known"),
+    [
+        ({"customer": lambda o: "not-a-customer"}, "InvalidUsage", False),
+        ({"value": lambda o: 1.5}, "InvalidUsage", True),
+        ({"value": lambda o: 1 / 0}, "ZeroDivisionError", False),
+        ({"timestamp": lambda o: timezone.now().replace(tzinfo=None)}, "naive", True),
+        ({"customer": 42}, "TypeError", False),
+        ({"customer": "tests.tracking.nowhere.customer"}, "ModuleNotFoundError", False),
+    ],
+)
+def test_invalid_resolver_results_are_kept_as_failed_rows(
+    tracker_registry, orders, options, error, customer_known
+):
+    tracker_registry.track(Order, metric="orders", **{"customer": workspace_customer, **options})
+    order = OrderFactory()
+
+    [row] = failed_rows()
+    assert error in row.last_error_message
+    known = row.customer_id == order.workspace.stripe_customer_id
+    assert known is customer_known
+    assert row.value in (0, 1)
+
+
+def test_one_failing_tracker_does_not_stop_another(tracker_registry, orders):
+    tracker_registry.track(Order, metric="orders", customer=broken_customer, value=7)
+    tracker_registry.track(Order, metric="orders", customer=workspace_customer, value=2)
+    OrderFactory()
+
+    assert sorted((e.status, e.value) for e in ledger()) == [("failed", 7), ("pending", 2)]
+
+
+def test_a_database_error_in_a_resolver_leaves_the_host_transaction_usable(
+    tracker_registry, orders
+):
+    """On PostgreSQL a failed statement aborts the transaction unless it ran in a savepoint."""
+
+    def customer_from_a_missing_table(order):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT customer FROM no_such_table")
+        return "cus_Never"
+
+    tracker_registry.track(Order, metric="orders", customer=customer_from_a_missing_table)
+    workspace = WorkspaceFactory()
+    with transaction.atomic():
+        order = Order.objects.create(workspace=workspace)
+        Workspace.objects.create(name="after the failure")  # the transaction still works
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    [row] = failed_rows()
+    assert row.source == order
+
+
+def test_an_unknown_metric_is_logged_and_the_save_succeeds(tracker_registry, db, caplog):
+    tracker_registry.track(Order, metric="no-such-metric", customer=workspace_customer)
+
+    with caplog.at_level(logging.ERROR, logger="billflow_usage"):
+        order = OrderFactory()
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert ledger() == []
+    assert "No metric with key 'no-such-metric'" in caplog.text
+
+
+def test_a_failed_row_is_rolled_back_with_the_host(tracker_registry, orders, workspace):
+    tracker_registry.track(Order, metric="orders", customer=broken_customer)
+
+    rolled_back(lambda: Order.objects.create(workspace=workspace))
+
+    assert ledger() == []
