@@ -21,6 +21,7 @@ from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend
 from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import UsageEvent
+from billflow_usage.tracking.seats import refresh_stale_quantities
 
 logger = logging.getLogger("billflow_usage")
 
@@ -130,6 +131,8 @@ class Command(BaseCommand):
         while not self.stop.is_set():
             _refresh_connections()
             try:
+                # Seat counts a crash left stale are recounted first, so they are pushed too.
+                refresh_stale_quantities()
                 stats = deliver_pending(backend=backend, batch_size=self.batch_size, max_batches=1)
             except Exception as exc:
                 if self.once:
