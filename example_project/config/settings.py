@@ -2,6 +2,7 @@
 
 - ``DATABASE_URL``: default an SQLite file next to this project.
 - ``STRIPE_SECRET_KEY``: a Stripe test key; without one the demo runs its embedded fake Stripe.
+- ``STRIPE_API_BASE``: another Stripe address (a proxy, a fake on another port).
 - ``BILLFLOW_METER_API``: ``v1`` (default), ``v2`` or ``legacy``.
 """
 
@@ -63,16 +64,22 @@ TEMPLATES = [
 
 STATIC_URL = "static/"
 
+# Stripe: a test key from the environment, or the embedded fake Stripe that `make demo` starts
+# (run `python -m billflow_usage.testing.fake_stripe --port 12111` to use it with runserver).
+_stripe_test_key = env("STRIPE_SECRET_KEY", default="")
+EMBEDDED_FAKE_STRIPE = "" if _stripe_test_key else "http://127.0.0.1:12111"
+
 # dj-stripe: workspaces are the Stripe customers' subscribers.
 STRIPE_LIVE_MODE = False
-STRIPE_TEST_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_TEST_SECRET_KEY = _stripe_test_key or "sk_test_embedded_fake_stripe"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_SUBSCRIBER_MODEL = "saas.Workspace"
 DJSTRIPE_SUBSCRIBER_MODEL_MIGRATION_DEPENDENCY = "0001_initial"
 DJSTRIPE_WEBHOOK_SECRET = env("DJSTRIPE_WEBHOOK_SECRET", default="")
 
 BILLFLOW_USAGE = {
-    "BACKEND": env("BILLFLOW_BACKEND", default="billflow_usage.backends.console.ConsoleBackend"),
+    "BACKEND": "billflow_usage.backends.stripe.StripeBackend",
+    "STRIPE_API_BASE": env("STRIPE_API_BASE", default=EMBEDDED_FAKE_STRIPE or None),
     "METER_API": env("BILLFLOW_METER_API", default="v1"),
     "DELIVERY": env("BILLFLOW_DELIVERY", default="worker"),
 }

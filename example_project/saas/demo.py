@@ -1,93 +1,154 @@
-"""The example's main job: seed a few workspaces, simulate their usage, and report it."""
+"""The example's main job: set up billing in Stripe, simulate a day of use, deliver, compare."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
+import stripe
+from django.conf import settings
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import Sum
+from django.utils import timezone
 from djstripe.models import Customer
 
-import billflow_usage
+from billflow_usage.backends.stripe import StripeBackend
+from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.testing.fake_stripe import FakeStripe
 from saas.models import ApiCall, Member, Workspace
+from saas.stripe_catalog import Catalog, create_catalog, subscribe
 
-WORKSPACES = [
-    ("Acme", "billing@acme.test"),
-    ("Globex", "ap@globex.test"),
-    ("Initech", "it@initech.test"),
-]
+WORKSPACES = [("Acme", "acme.test"), ("Globex", "globex.test"), ("Initech", "initech.test")]
 ENDPOINTS = ["/v1/search", "/v1/export", "/v1/report"]
 
 
-def seed_metrics() -> tuple[Metric, Metric]:
-    api_calls, _ = Metric.objects.update_or_create(
-        key="api-calls",
-        defaults={"display_name": "API calls", "kind": Metric.Kind.METERED, "aggregation": "sum"},
-    )
-    seats, _ = Metric.objects.update_or_create(
-        key="seats",
-        defaults={
-            "display_name": "Seats",
-            "kind": Metric.Kind.LICENSED,
-            "proration_behavior": Metric.Proration.CREATE_PRORATIONS,
-        },
-    )
-    return api_calls, seats
+@contextmanager
+def stripe_connection() -> Iterator[str]:
+    """Use the configured Stripe, starting the embedded fake when no key is configured."""
+    if not settings.EMBEDDED_FAKE_STRIPE:
+        yield "Stripe test mode"
+        return
+    address = urlsplit(settings.EMBEDDED_FAKE_STRIPE)
+    with FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111):
+        yield f"the embedded fake Stripe at {settings.EMBEDDED_FAKE_STRIPE}"
 
 
-def seed_workspaces(customer_id_for: Callable[[Workspace], str]) -> list[Workspace]:
-    """Create each workspace with its dj-stripe Customer (the Stripe customer it bills)."""
+def reset() -> None:
+    """Forget an earlier run's data, so the demo can run again on the same database."""
+    UsageEvent.objects.all().delete()
+    SubscriptionItemLink.objects.all().delete()
+    Customer.objects.filter(subscriber__isnull=False).delete()
+    Workspace.objects.all().delete()
+
+
+def seed(client: stripe.StripeClient) -> tuple[Catalog, list[Workspace]]:
+    catalog = create_catalog(client)
     workspaces = []
-    for name, email in WORKSPACES:
-        workspace, _ = Workspace.objects.get_or_create(name=name, defaults={"email": email})
-        if not Customer.objects.filter(subscriber=workspace).exists():
-            customer_id = customer_id_for(workspace)
-            Customer.objects.create(
-                id=customer_id,
-                subscriber=workspace,
-                livemode=False,
-                email=email,
-                stripe_data={"id": customer_id, "object": "customer", "email": email},
-            )
+    for name, domain in WORKSPACES:
+        workspace = Workspace.objects.create(name=name, email=f"billing@{domain}")
+        subscribe(client, workspace, catalog)
         workspaces.append(workspace)
-    return workspaces
+    return catalog, workspaces
 
 
 def simulate_traffic(workspaces: list[Workspace], *, seed: int = 7) -> None:
-    """Members join and leave; API calls are served; each is recorded as usage."""
+    """Members join and leave and API calls are served; the trackers in saas/usage.py record
+    every one of them as usage, in the same transaction as the save."""
     rng = random.Random(seed)
     for workspace in workspaces:
-        with transaction.atomic():
-            for index in range(rng.randint(2, 6)):
-                Member.objects.create(
-                    workspace=workspace, email=f"user{index}@{workspace.email.split('@')[1]}"
-                )
-            billflow_usage.set_quantity(
-                "seats", workspace, Member.objects.filter(workspace=workspace, active=True).count()
-            )
-        for _ in range(rng.randint(5, 40)):
-            with transaction.atomic():
-                call = ApiCall.objects.create(workspace=workspace, endpoint=rng.choice(ENDPOINTS))
-                billflow_usage.record_usage("api-calls", workspace, source=call)
+        domain = workspace.email.split("@")[1]
+        with transaction.atomic():  # one seat push per workspace, however many changes
+            members = [
+                Member.objects.create(workspace=workspace, email=f"user{i}@{domain}")
+                for i in range(rng.randint(3, 8))
+            ]
+            members[0].active = False
+            members[0].save()
+        for _ in range(rng.randint(10, 60)):
+            ApiCall.objects.create(workspace=workspace, endpoint=rng.choice(ENDPOINTS))
 
 
-def ledger_report() -> list[str]:
-    """One line per customer and metric: what the ledger holds."""
-    totals = (
-        UsageEvent.objects.values("customer_id", "metric__key", "status")
+def report(client: stripe.StripeClient, catalog: Catalog, since: datetime) -> list[Comparison]:
+    """Per customer and metric: what the ledger holds next to what Stripe holds."""
+    ledger = dict(
+        UsageEvent.objects.filter(metric=catalog.api_calls, status=UsageEvent.Status.SENT)
+        .values_list("customer_id")
         .annotate(total=Sum("value"))
-        .order_by("customer_id", "metric__key", "status")
     )
-    lines = [_row(r["customer_id"], r["metric__key"], r["status"], r["total"]) for r in totals]
-    links = SubscriptionItemLink.objects.filter(active=True).select_related("metric")
-    lines += [
-        _row(link.customer_id, link.metric.key, "desired", link.quantity)
-        for link in links.order_by("customer_id")
-    ]
-    return lines
+    comparisons = []
+    links = SubscriptionItemLink.objects.select_related("metric")
+    for link in links.order_by("customer_id", "metric__key"):
+        if link.metric.kind == Metric.Kind.METERED:
+            ours = ledger.get(link.customer_id, 0)
+            theirs = _meter_total(client, catalog.api_calls, link.customer_id, since)
+        else:
+            ours = link.quantity or 0
+            item = client.v1.subscription_items.retrieve(link.stripe_subscription_item_id)
+            theirs = item.quantity or 0
+        comparisons.append(Comparison(link.customer_id, link.metric.key, ours, theirs))
+    return comparisons
 
 
-def _row(customer_id: str, metric: str, label: str, amount: object) -> str:
-    return f"{customer_id:<24} {metric:<10} {label:<9} {amount!s:>6}"
+@dataclass(frozen=True)
+class Comparison:
+    customer_id: str
+    metric: str
+    ledger: int
+    stripe: int
+
+    HEADER = f"{'customer':<28} {'metric':<10} {'ledger':>8} {'stripe':>8}  agree"
+
+    @property
+    def agree(self) -> bool:
+        return self.ledger == self.stripe
+
+    def __str__(self) -> str:
+        agree = "yes" if self.agree else "NO"
+        return (
+            f"{self.customer_id:<28} {self.metric:<10} {self.ledger:>8} {self.stripe:>8}  {agree}"
+        )
+
+
+def _meter_total(
+    client: stripe.StripeClient, metric: Metric, customer_id: str, since: datetime
+) -> int:
+    start = since.replace(second=0, microsecond=0)
+    end = (timezone.now() + timedelta(minutes=2)).replace(second=0, microsecond=0)
+    summaries = client.v1.billing.meters.event_summaries.list(
+        metric.stripe_meter_id,
+        {
+            "customer": customer_id,
+            "start_time": int(start.timestamp()),
+            "end_time": int(end.timestamp()),
+        },
+    )
+    return sum(int(summary.aggregated_value) for summary in summaries.auto_paging_iter())
+
+
+def run(write: Callable[[str], None]) -> None:
+    with stripe_connection() as where:
+        write(f"Billing against {where}.")
+        backend = StripeBackend()
+        client = backend.client
+        reset()
+        since = timezone.now() - timedelta(minutes=1)
+        catalog, workspaces = seed(client)
+        write(f"Created a meter, two prices and {len(workspaces)} subscribed customers.")
+        simulate_traffic(workspaces)
+        recorded = UsageEvent.objects.count()
+        write(f"Recorded {recorded} usage events and {len(workspaces)} seat counts in the ledger.")
+        stats = deliver_pending(backend=backend)
+        write(f"Delivery: {stats.summary()}.")
+        comparisons = report(client, catalog, since)
+        write(Comparison.HEADER)
+        for comparison in comparisons:
+            write(str(comparison))
+        backend.close()
+    if not all(comparison.agree for comparison in comparisons):
+        raise CommandError("The ledger and Stripe disagree (see the lines marked NO).")
