@@ -102,32 +102,47 @@ billflow_usage.record_usage_bulk(
 """
 
 
-def test_sigterm_stops_the_worker_after_its_current_batch(
-    fake_stripe: FakeStripe, tmp_path: Path
-) -> None:
+@pytest.fixture
+def worker_env(fake_stripe: FakeStripe, tmp_path: Path) -> dict[str, str]:
+    """A file SQLite ledger with 6 pending events, for worker subprocesses."""
     customer = str(fake_stripe.create_customer()["id"])
     fake_stripe.create_meter("api_calls")
-    # Slow answers, so the signal arrives while a batch is in flight.
-    fake_stripe.faults.add("latency", latency=0.2, route="/v1/billing/meter_events")
-    database = tmp_path / "worker.sqlite3"
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.delivery.worker_settings",
-        "DATABASE_URL": f"sqlite:///{database}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'worker.sqlite3'}",
         "FAKE_STRIPE_URL": fake_stripe.url,
         "PYTHONPATH": str(ROOT),
+        "TEST_CUSTOMER": customer,
     }
     subprocess.run(
         [sys.executable, "-c", SETUP.format(customer=customer)], env=env, check=True, cwd=ROOT
     )
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "django", "billflow_worker", "--batch-size", "3", "-v", "2"],
+    return env
+
+
+def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "django", "billflow_worker", *args],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def ledger_rows(env: dict[str, str]) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(env["DATABASE_URL"].removeprefix("sqlite:///")) as db:
+        return db.execute("SELECT status, claim_token FROM billflow_usage_usageevent").fetchall()
+
+
+def test_sigterm_stops_the_worker_after_its_current_batch(
+    fake_stripe: FakeStripe, worker_env: dict[str, str]
+) -> None:
+    # Slow answers, so the signal arrives while a batch is in flight.
+    fake_stripe.faults.add("latency", latency=0.2, route="/v1/billing/meter_events")
+    worker = start_worker(worker_env, "--batch-size", "3", "-v", "2")
     try:
         wait_for(lambda: fake_stripe.request_count("/v1/billing/meter_events") >= 1, worker)
         worker.send_signal(signal.SIGTERM)
@@ -140,12 +155,51 @@ def test_sigterm_stops_the_worker_after_its_current_batch(
     assert worker.returncode == 0, stderr
     assert "SIGTERM received: stopping after this batch." in stdout
     assert "billflow_worker stopped:" in stdout
-    with sqlite3.connect(database) as db:
-        rows = db.execute("SELECT status, claim_token FROM billflow_usage_usageevent").fetchall()
+    rows = ledger_rows(worker_env)
     sent = [row for row in rows if row[0] == "sent"]
+    customer = worker_env["TEST_CUSTOMER"]
     assert len(sent) == fake_stripe.meter_event_total("api_calls", customer) >= 3
     assert all(token is None for _, token in rows)  # the batch in flight was finished and marked
     assert {status for status, _ in rows} <= {"sent", "pending"}
+
+
+def test_a_worker_killed_mid_batch_is_redone_by_another_exactly_once(
+    fake_stripe: FakeStripe, worker_env: dict[str, str]
+) -> None:
+    # Stripe keeps processing what it received while the worker dies before marking it.
+    fake_stripe.faults.add("latency", latency=0.2, route="/v1/billing/meter_events")
+    killed = start_worker(worker_env, "--batch-size", "6")
+    try:
+        wait_for(lambda: fake_stripe.request_count("/v1/billing/meter_events") >= 2, killed)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=30)
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+            killed.wait()
+    assert killed.returncode == -signal.SIGKILL
+    assert any(token is not None for _, token in ledger_rows(worker_env)), "died holding a claim"
+
+    # The dead worker's lease runs out; another worker redoes its rows.
+    database = worker_env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(database) as db:
+        db.execute("UPDATE billflow_usage_usageevent SET claimed_until = '2000-01-01 00:00:00'")
+    fake_stripe.faults.clear()
+    again = subprocess.run(
+        [sys.executable, "-m", "django", "billflow_worker", "--once", "-v", "0"],
+        env=worker_env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert again.returncode == 0, again.stderr
+    assert {status for status, _ in ledger_rows(worker_env)} == {"sent"}
+    customer = worker_env["TEST_CUSTOMER"]
+    identifiers = [e["identifier"] for e in fake_stripe.meter_events("api_calls", customer)]
+    assert len(identifiers) == len(set(identifiers)) == 6
+    assert fake_stripe.meter_event_total("api_calls", customer) == 6
 
 
 def wait_for(condition: object, process: subprocess.Popen[str], limit: float = 30.0) -> None:
