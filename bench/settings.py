@@ -1,0 +1,16 @@
+"""Benchmark settings: the test settings on ``BENCH_DATABASE_URL`` (default: the local
+PostgreSQL server), tables created directly, plus the benchmark's own models."""
+
+import environ
+
+from tests.settings import *  # noqa: F403
+
+env = environ.Env()
+DATABASES = {
+    "default": env.db(
+        "BENCH_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/billflow_bench"
+    )
+}
+INSTALLED_APPS = [*INSTALLED_APPS, "bench.benchapp"]  # noqa: F405
+MIGRATION_MODULES = {app.rsplit(".", 1)[-1]: None for app in INSTALLED_APPS}
+BILLFLOW_USAGE = {"BACKEND": "billflow_usage.backends.locmem.LocMemBackend", "DELIVERY": "worker"}
