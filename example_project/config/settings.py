@@ -82,6 +82,10 @@ BILLFLOW_USAGE = {
     "STRIPE_API_BASE": env("STRIPE_API_BASE", default=EMBEDDED_FAKE_STRIPE or None),
     "METER_API": env("BILLFLOW_METER_API", default="v1"),
     "DELIVERY": env("BILLFLOW_DELIVERY", default="worker"),
+    # Short retry delays so the demo's unreliable fake Stripe is drained in seconds; keep the
+    # defaults (2 s doubling up to an hour) in production.
+    "RETRY_BASE_DELAY": env.float("BILLFLOW_RETRY_BASE_DELAY", default=0.2),
+    "RETRY_MAX_DELAY": env.float("BILLFLOW_RETRY_MAX_DELAY", default=2.0),
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ import stripe
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 from djstripe.models import Customer
 
+import billflow_usage
 from billflow_usage.backends.stripe import StripeBackend
-from billflow_usage.delivery import deliver_pending
+from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
 from saas.models import ApiCall, Member, Workspace
@@ -29,16 +31,42 @@ ENDPOINTS = ["/v1/search", "/v1/export", "/v1/report"]
 
 
 @contextmanager
-def stripe_connection() -> Iterator[str]:
+def stripe_connection() -> Iterator[FakeStripe | None]:
     """Use the configured Stripe, starting the embedded fake when no key is configured."""
     if not settings.EMBEDDED_FAKE_STRIPE:
-        yield "Stripe test mode"
+        yield None
         return
     address = urlsplit(settings.EMBEDDED_FAKE_STRIPE)
-    with FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111):
-        yield f"the embedded fake Stripe at {settings.EMBEDDED_FAKE_STRIPE}"
+    with FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111) as fake:
+        yield fake
 
 
+def make_stripe_unreliable(fake: FakeStripe) -> None:
+    """From here on 20% of writes fail: 5xx, 429, and answers lost after Stripe stored them."""
+    fake.faults.seed(7)
+    fake.faults.add("status", status=500, method="POST", rate=0.07)
+    fake.faults.add("status", status=429, code="lock_timeout", method="POST", rate=0.06)
+    fake.faults.add("drop_after_processing", method="POST", rate=0.07)
+
+
+def deliver_everything(backend: StripeBackend, *, limit: float = 120.0) -> DeliveryStats:
+    """Run delivery (as ``billflow_worker`` does) until nothing is left, retries included."""
+    total = DeliveryStats()
+    deadline = time.monotonic() + limit
+    while _undelivered() and time.monotonic() < deadline:
+        total += deliver_pending(backend=backend)
+        time.sleep(0.2)
+    return total
+
+
+def _undelivered() -> bool:
+    return (
+        UsageEvent.objects.filter(status=UsageEvent.Status.PENDING).exists()
+        or SubscriptionItemLink.objects.filter(quantity_version__gt=F("synced_version")).exists()
+    )
+
+
+@billflow_usage.tracking_disabled()
 def reset() -> None:
     """Forget an earlier run's data, so the demo can run again on the same database."""
     UsageEvent.objects.all().delete()
@@ -132,7 +160,8 @@ def _meter_total(
 
 
 def run(write: Callable[[str], None]) -> None:
-    with stripe_connection() as where:
+    with stripe_connection() as fake:
+        where = "Stripe test mode" if fake is None else f"the embedded fake Stripe at {fake.url}"
         write(f"Billing against {where}.")
         backend = StripeBackend()
         client = backend.client
@@ -143,8 +172,15 @@ def run(write: Callable[[str], None]) -> None:
         simulate_traffic(workspaces)
         recorded = UsageEvent.objects.count()
         write(f"Recorded {recorded} usage events and {len(workspaces)} seat counts in the ledger.")
-        stats = deliver_pending(backend=backend)
+        if fake is not None:
+            make_stripe_unreliable(fake)
+            write("The fake Stripe now fails 20% of writes (5xx, 429, answers lost after storing).")
+        stats = deliver_everything(backend)
         write(f"Delivery: {stats.summary()}.")
+        if fake is not None:
+            injected = ", ".join(f"{count} {kind}" for kind, count in fake.faults.counters.items())
+            write(f"Faults injected: {injected}.")
+            fake.faults.clear()
         comparisons = report(client, catalog, since)
         write(Comparison.HEADER)
         for comparison in comparisons:
