@@ -11,5 +11,7 @@ class BillflowUsageConfig(AppConfig):
         from billflow_usage import checks  # noqa: F401  (registers the system checks)
         from billflow_usage.tracking import checks as tracking_checks  # noqa: F401
         from billflow_usage.tracking.discovery import discover
+        from billflow_usage.webhooks import connect_djstripe
 
         discover()
+        connect_djstripe()

@@ -71,6 +71,13 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a list of dotted paths to functions that declare trackers",
     ),
     "AUTODISCOVER": (lambda v: isinstance(v, bool), "True or False"),
+    "SETTLING_WINDOW": (_non_negative_number, "a number of seconds, 0 or more"),
+    "SYNC_RATE_LIMIT": (_non_negative_number, "requests per second, 0 for no limit"),
+    "DJSTRIPE_MAX_AGE": (
+        lambda v: v is None or _non_negative_number(v),
+        "a number of seconds, or None to always ask Stripe",
+    ),
+    "METER_WEBHOOK_SECRET": (_optional_prefixed("whsec_"), "a signing secret 'whsec_...' or None"),
 }
 
 
@@ -163,7 +170,8 @@ def _stripe_key() -> Iterator[checks.CheckMessage]:
 def _values(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
     for name, (is_valid, expected) in VALUE_RULES.items():
         if name in raw and not is_valid(raw[name]):
-            shown = "(a value)" if name == "STRIPE_API_KEY" else repr(raw[name])
+            secret = name in ("STRIPE_API_KEY", "METER_WEBHOOK_SECRET")
+            shown = "(a value)" if secret else repr(raw[name])
             yield checks.Error(
                 f"{SETTINGS_NAME}[{name!r}] = {shown} is malformed.",
                 hint=f"Expected {expected}.",

@@ -47,6 +47,18 @@ DEFAULTS: dict[str, Any] = {
     "TRACKERS": [],
     # Import "<app>.usage" in every installed app, like admin.py.
     "AUTODISCOVER": True,
+    # billflow_sync: the most recent seconds left out of the comparison with Stripe, whose
+    # meter event summaries are eventually consistent.
+    "SETTLING_WINDOW": 3600,
+    # billflow_sync: Stripe requests per second at most (0 = no limit). Test mode and
+    # sandboxes allow 25 operations/s in all; live mode far more.
+    "SYNC_RATE_LIMIT": 20,
+    # billflow_sync: trust dj-stripe's synced subscriptions for a customer when all of them
+    # were updated (by a sync or a webhook) within this many seconds; None never does.
+    "DJSTRIPE_MAX_AGE": 3600,
+    # The signing secret ("whsec_...") of the Event Destination that posts meter error
+    # reports to billflow_usage.views.meter_error_webhook.
+    "METER_WEBHOOK_SECRET": None,
 }
 
 

@@ -8,7 +8,7 @@ the network.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -47,6 +47,75 @@ class Cancellation:
 
     event_name: str
     identifier: str
+
+
+@dataclass(frozen=True)
+class RemoteItem:
+    """A subscription item as the sink reports it (reads for ``billflow_sync``)."""
+
+    id: str
+    price_id: str
+    #: The meter of a metered price (``price.recurring.meter``), else "".
+    meter_id: str = ""
+    #: ``licensed`` or ``metered`` ("" for one-time prices).
+    usage_type: str = ""
+    #: None on metered items, which have no quantity.
+    quantity: int | None = None
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RemoteSubscription:
+    """A customer's subscription and its items."""
+
+    id: str
+    customer_id: str
+    status: str
+    items: tuple[RemoteItem, ...] = ()
+    livemode: bool = False
+
+    #: Statuses whose items still bill (``canceled`` and ``incomplete_expired`` don't).
+    LIVE_STATUSES = frozenset({"active", "trialing", "past_due", "unpaid", "paused", "incomplete"})
+
+    @property
+    def live(self) -> bool:
+        return self.status in self.LIVE_STATUSES
+
+
+@dataclass(frozen=True)
+class RemoteMeter:
+    """A billing meter: what aggregates the events of one event name."""
+
+    id: str
+    event_name: str
+    formula: str
+    status: str = "active"
+    display_name: str = ""
+
+
+@dataclass(frozen=True)
+class UsageQuery:
+    """A customer's aggregated usage on one meter over ``[start, end)`` (minute-aligned)."""
+
+    meter_id: str
+    event_name: str
+    formula: str
+    customer_id: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class UsageTotal:
+    """The sink's aggregate for a :class:`UsageQuery`, and how many requests it took."""
+
+    value: int
+    requests: int = 1
+
+
+class ReadNotSupported(NotImplementedError):
+    """The backend can't answer this read; ``billflow_sync`` reports it and skips the step."""
 
 
 class Outcome(StrEnum):
@@ -89,3 +158,31 @@ class BaseBackend(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release connections or sessions."""
+
+    # -- reads for reconciliation (billflow_sync); optional --------------------------------
+
+    def list_subscriptions(self, customer_id: str | None = None) -> Iterator[RemoteSubscription]:
+        """A customer's subscriptions that are not canceled (every customer's without one)."""
+        raise self._unsupported("list subscriptions")
+
+    def list_meters(self) -> list[RemoteMeter]:
+        """Every billing meter, active or not."""
+        raise self._unsupported("list meters")
+
+    def create_meter(self, *, event_name: str, formula: str, display_name: str) -> RemoteMeter:
+        """Create a billing meter for ``event_name`` aggregating with ``formula``."""
+        raise self._unsupported("create meters")
+
+    def usage_total(self, query: UsageQuery) -> UsageTotal:
+        """A customer's usage on a meter over a minute-aligned period, as the sink bills it."""
+        raise self._unsupported("read usage totals")
+
+    def fetch_event(self, event_id: str) -> dict[str, Any]:
+        """The full payload of a (thin) event, by ID."""
+        raise self._unsupported("fetch events")
+
+    def _unsupported(self, what: str) -> ReadNotSupported:
+        return ReadNotSupported(
+            f"{type(self).__name__} cannot {what}; billflow_sync needs the Stripe backend "
+            "(BILLFLOW_USAGE['BACKEND'] = 'billflow_usage.backends.stripe.StripeBackend') for it."
+        )

@@ -3,6 +3,7 @@
 from billflow_usage.models.delivery_group import DeliveryGroup
 from billflow_usage.models.metric import Metric
 from billflow_usage.models.subscription_item import SubscriptionItemLink
+from billflow_usage.models.sync_report import SyncReport
 from billflow_usage.models.usage_event import UsageEvent
 
-__all__ = ["DeliveryGroup", "Metric", "SubscriptionItemLink", "UsageEvent"]
+__all__ = ["DeliveryGroup", "Metric", "SubscriptionItemLink", "SyncReport", "UsageEvent"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -15,8 +15,13 @@ from billflow_usage.backends.base import (
     MeterEvent,
     Outcome,
     QuantityPush,
+    RemoteMeter,
+    RemoteSubscription,
     Result,
+    UsageQuery,
+    UsageTotal,
 )
+from billflow_usage.backends.stripe import reads
 from billflow_usage.backends.stripe.errors import result_for_error
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
@@ -30,7 +35,8 @@ class StripeBackend(BaseBackend):
 
     The client never retries by itself (``max_network_retries=0``): the delivery engine owns
     retries, backoff and the attempt count. Keyword options override the settings (tests,
-    the in-process on_commit attempt with its short ``timeout``).
+    the in-process on_commit attempt with its short ``timeout``). ``rate_limit`` caps this
+    backend's requests per second (``billflow_sync`` passes ``SYNC_RATE_LIMIT``).
     """
 
     #: Parallel partitions (customer x meter) in v1 and legacy mode; each partition sends
@@ -46,6 +52,7 @@ class StripeBackend(BaseBackend):
         meter_api: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         max_concurrency: int | None = None,
+        rate_limit: float | None = None,
         **options: Any,
     ) -> None:
         from billflow_usage.conf import billflow_settings
@@ -55,7 +62,8 @@ class StripeBackend(BaseBackend):
         if max_concurrency is not None:
             self.max_concurrency = max_concurrency
         base = api_base or billflow_settings.STRIPE_API_BASE
-        self._http = stripe.RequestsClient(timeout=timeout)
+        self.limiter = reads.RateLimiter(rate_limit)
+        self._http = reads.ThrottledRequestsClient(self.limiter, timeout=timeout)
         self.client = stripe.StripeClient(
             api_key or billflow_settings.stripe_api_key,
             stripe_account=stripe_account or billflow_settings.STRIPE_ACCOUNT,
@@ -110,6 +118,23 @@ class StripeBackend(BaseBackend):
         except Exception as exc:
             return result_for_error(cancellation.identifier, exc)
         return Result(cancellation.identifier, Outcome.DELIVERED)
+
+    def list_subscriptions(self, customer_id: str | None = None) -> Iterator[RemoteSubscription]:
+        return reads.list_subscriptions(self.client, customer_id)
+
+    def list_meters(self) -> list[RemoteMeter]:
+        return reads.list_meters(self.client)
+
+    def create_meter(self, *, event_name: str, formula: str, display_name: str) -> RemoteMeter:
+        return reads.create_meter(
+            self.client, event_name=event_name, formula=formula, display_name=display_name
+        )
+
+    def usage_total(self, query: UsageQuery) -> UsageTotal:
+        return reads.usage_total(self.client, query)
+
+    def fetch_event(self, event_id: str) -> dict[str, Any]:
+        return reads.fetch_event(self.client, event_id)
 
     def close(self) -> None:
         with self._pool_lock:

@@ -1,0 +1,338 @@
+"""Refreshing ``SubscriptionItemLink``s from Stripe (or dj-stripe's synced subscriptions).
+
+For each customer and metric the live subscription item is the one whose price is the
+metric's ``stripe_price_id``, or (metered metrics) whose metered price's meter is the
+metric's meter. New items get a link (keeping a desired quantity already stored), links whose
+item or subscription is gone or canceled are deactivated, and each link keeps its item's
+current billing period.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.db.models import Q
+
+from billflow_usage.backends.base import (
+    BaseBackend,
+    ReadNotSupported,
+    RemoteItem,
+    RemoteSubscription,
+)
+from billflow_usage.backends.stripe.errors import redact
+from billflow_usage.backends.stripe.reads import parse_subscription
+from billflow_usage.conf import billflow_settings
+from billflow_usage.models import Metric, SubscriptionItemLink
+from billflow_usage.reconcile.report import ErrorEntry, ItemChange, Report
+
+#: Below this many customers to ask Stripe about, list each one's subscriptions; above it
+#: list all subscriptions page by page (100 a request), which is cheaper.
+PER_CUSTOMER_LIMIT = 25
+CHUNK = 500
+
+Key = tuple[str, int]  # (customer_id, metric pk)
+
+
+@dataclass
+class LiveItems:
+    """What Stripe (or dj-stripe) says each listed customer has."""
+
+    #: Customers whose subscriptions were read; only their links are changed.
+    listed: set[str] = field(default_factory=set)
+    #: (customer, metric pk) -> (subscription, item) for every live matching item.
+    items: dict[Key, tuple[RemoteSubscription, RemoteItem]] = field(default_factory=dict)
+
+
+def read_subscriptions(
+    customers: Collection[str],
+    backend: BaseBackend,
+    report: Report,
+    *,
+    explicit: bool,
+    items_from: str,
+    now: datetime,
+) -> tuple[dict[str, list[RemoteSubscription]], set[str]]:
+    """The live subscriptions of ``customers`` (plus, when listing every subscription, of
+    other customers), and which customers were read successfully."""
+    by_customer: dict[str, list[RemoteSubscription]] = defaultdict(list)
+    listed: set[str] = set()
+    remaining = set(customers)
+    if items_from in ("auto", "djstripe"):
+        fresh = _from_djstripe(remaining, by_customer, now, any_age=items_from == "djstripe")
+        listed |= fresh
+        remaining -= fresh
+        if items_from == "djstripe":
+            listed |= remaining  # dj-stripe is the source: no rows means no subscriptions
+            return by_customer, listed
+    if not remaining and (explicit or listed):
+        return by_customer, listed
+    try:
+        if explicit or (len(remaining) <= PER_CUSTOMER_LIMIT and listed):
+            for customer in sorted(remaining):
+                try:
+                    subs = list(backend.list_subscriptions(customer))
+                except ReadNotSupported:
+                    raise
+                except Exception as exc:
+                    report.errors.append(
+                        ErrorEntry("items", customer, "", type(exc).__name__, redact(str(exc)))
+                    )
+                    continue
+                by_customer[customer] = [s for s in subs if s.live]
+                listed.add(customer)
+        else:
+            served = set(listed)
+            for sub in backend.list_subscriptions(None):
+                if sub.customer_id not in served and sub.live:
+                    by_customer[sub.customer_id].append(sub)
+            listed |= remaining | (set(by_customer) - served)
+    except ReadNotSupported as exc:
+        report.errors.append(ErrorEntry("items", "", "", "unsupported", str(exc)))
+    except Exception as exc:
+        report.errors.append(ErrorEntry("items", "", "", type(exc).__name__, redact(str(exc))))
+    return by_customer, listed
+
+
+def match_items(
+    subscriptions: Mapping[str, list[RemoteSubscription]],
+    metrics: Iterable[Metric],
+    meter_ids: Mapping[int, str],
+) -> dict[Key, tuple[RemoteSubscription, RemoteItem]]:
+    """Each (customer, metric)'s live item: the metric's price, or a metered price on its
+    meter; the one with the latest period when several match."""
+    by_price: dict[str, list[Metric]] = defaultdict(list)
+    by_meter: dict[str, list[Metric]] = defaultdict(list)
+    for metric in metrics:
+        if metric.stripe_price_id:
+            by_price[metric.stripe_price_id].append(metric)
+        meter = meter_ids.get(metric.pk, "")
+        if metric.is_metered and meter:
+            by_meter[meter].append(metric)
+    found: dict[Key, tuple[RemoteSubscription, RemoteItem]] = {}
+    for customer, subs in subscriptions.items():
+        for sub in subs:
+            for item in sub.items:
+                matched = list(by_price.get(item.price_id, ()))
+                if item.meter_id and item.usage_type == "metered":
+                    matched += [m for m in by_meter.get(item.meter_id, ()) if m not in matched]
+                for metric in matched:
+                    key = (customer, metric.pk)
+                    if key not in found or _later(item, found[key][1]):
+                        found[key] = (sub, item)
+    return found
+
+
+def refresh_links(
+    live: LiveItems,
+    metrics: list[Metric],
+    report: Report,
+    *,
+    write: bool,
+    only_subscription: str | None = None,
+) -> None:
+    """Bring the active links of the listed customers in line with ``live.items``.
+
+    ``only_subscription`` limits deactivation to links of that subscription (a webhook about
+    one subscription says nothing about the customer's others).
+    """
+    metric_by_pk = {m.pk: m for m in metrics}
+    links: dict[Key, SubscriptionItemLink] = {}
+    customers = sorted(live.listed)
+    for start in range(0, len(customers), CHUNK):
+        rows = SubscriptionItemLink.objects.filter(
+            active=True, metric__in=metrics, customer_id__in=customers[start : start + CHUNK]
+        )
+        links.update({(link.customer_id, link.metric_id): link for link in rows})
+    create: list[SubscriptionItemLink] = []
+    update: list[SubscriptionItemLink] = []
+    deactivate: list[SubscriptionItemLink] = []
+    for key in sorted(set(links) | set(live.items)):
+        customer, metric_pk = key
+        metric = metric_by_pk[metric_pk]
+        link = links.get(key)
+        match = live.items.get(key)
+        if match is None:
+            if link is None or not link.stripe_subscription_item_id:
+                continue
+            if only_subscription and link.stripe_subscription_id != only_subscription:
+                continue
+            deactivate.append(link)
+            report.items.append(
+                ItemChange(
+                    customer,
+                    metric.key,
+                    "deactivated",
+                    link.stripe_subscription_id,
+                    "",
+                    link.stripe_subscription_item_id,
+                    "the item or its subscription is gone or canceled in Stripe",
+                    applied=write,
+                )
+            )
+            continue
+        sub, item = match
+        if link is None:
+            create.append(_new_link(customer, metric, sub, item, previous=None))
+            report.items.append(
+                ItemChange(customer, metric.key, "created", sub.id, item.id, applied=write)
+            )
+        elif link.stripe_subscription_item_id == item.id:
+            if _set_period(link, sub, item):
+                update.append(link)
+        elif not link.stripe_subscription_item_id:
+            link.stripe_subscription_item_id = item.id
+            _set_period(link, sub, item)
+            if link.quantity is None and item.quantity is not None:
+                link.synced_quantity = link.quantity = item.quantity
+            update.append(link)
+            report.items.append(
+                ItemChange(customer, metric.key, "attached", sub.id, item.id, applied=write)
+            )
+        else:
+            if only_subscription and not _newer(item, link):
+                continue  # an older subscription's event: the link's newer item stays
+            deactivate.append(link)
+            create.append(_new_link(customer, metric, sub, item, previous=link))
+            report.items.append(
+                ItemChange(
+                    customer,
+                    metric.key,
+                    "replaced",
+                    sub.id,
+                    item.id,
+                    link.stripe_subscription_item_id,
+                    "the customer's item for this metric changed",
+                    applied=write,
+                )
+            )
+    report.count("links_created", len(create))
+    report.count("links_updated", len(update))
+    report.count("links_deactivated", len(deactivate))
+    if not write:
+        return
+    with transaction.atomic():
+        if deactivate:
+            SubscriptionItemLink.objects.filter(pk__in=[link.pk for link in deactivate]).update(
+                active=False
+            )
+        for start in range(0, len(update), CHUNK):
+            SubscriptionItemLink.objects.bulk_update(
+                update[start : start + CHUNK],
+                [
+                    "stripe_subscription_id",
+                    "stripe_subscription_item_id",
+                    "current_period_start",
+                    "current_period_end",
+                    "quantity",
+                    "synced_quantity",
+                    "livemode",
+                    "updated_at",
+                ],
+            )
+        SubscriptionItemLink.objects.bulk_create(create, batch_size=CHUNK)
+
+
+def _new_link(
+    customer: str,
+    metric: Metric,
+    sub: RemoteSubscription,
+    item: RemoteItem,
+    previous: SubscriptionItemLink | None,
+) -> SubscriptionItemLink:
+    link = SubscriptionItemLink(customer_id=customer, metric=metric, livemode=sub.livemode)
+    _set_period(link, sub, item)
+    link.stripe_subscription_item_id = item.id
+    if metric.kind == Metric.Kind.LICENSED:
+        link.synced_quantity = item.quantity
+        desired = previous.quantity if previous is not None else None
+        link.quantity = item.quantity if desired is None else desired
+        if link.quantity != item.quantity:
+            # The desired quantity carried over from the replaced item: push it.
+            link.quantity_version = 1
+    return link
+
+
+def _set_period(link: SubscriptionItemLink, sub: RemoteSubscription, item: RemoteItem) -> bool:
+    before = (
+        link.stripe_subscription_id,
+        link.current_period_start,
+        link.current_period_end,
+        link.livemode,
+    )
+    link.stripe_subscription_id = sub.id
+    link.current_period_start = item.current_period_start
+    link.current_period_end = item.current_period_end
+    link.livemode = sub.livemode
+    return before != (sub.id, item.current_period_start, item.current_period_end, sub.livemode)
+
+
+def _newer(item: RemoteItem, link: SubscriptionItemLink) -> bool:
+    if item.current_period_start is None or link.current_period_start is None:
+        return True
+    return item.current_period_start >= link.current_period_start
+
+
+def _later(item: RemoteItem, other: RemoteItem) -> bool:
+    def start(i: RemoteItem) -> float:
+        return i.current_period_start.timestamp() if i.current_period_start else float("-inf")
+
+    return start(item) > start(other)
+
+
+def _from_djstripe(
+    customers: set[str],
+    by_customer: dict[str, list[RemoteSubscription]],
+    now: datetime,
+    *,
+    any_age: bool,
+) -> set[str]:
+    """Customers whose dj-stripe subscriptions are all fresh (webhooks or a recent sync);
+    their live subscriptions are added to ``by_customer``."""
+    max_age = billflow_settings.DJSTRIPE_MAX_AGE
+    if not customers or (max_age is None and not any_age):
+        return set()
+    from djstripe.models import Subscription
+
+    oldest = now - timedelta(seconds=float(max_age or 0))
+    rows: dict[str, list[Subscription]] = defaultdict(list)
+    ordered = sorted(customers)
+    for start in range(0, len(ordered), CHUNK):
+        chunk = ordered[start : start + CHUNK]
+        for sub in Subscription.objects.filter(customer_id__in=chunk).prefetch_related("items"):
+            rows[str(sub.customer_id)].append(sub)
+    served: set[str] = set()
+    for customer, subs in rows.items():
+        if not any_age and any(s.djstripe_updated < oldest for s in subs):
+            continue
+        parsed = [_djstripe_subscription(sub) for sub in subs]
+        by_customer[customer].extend(s for s in parsed if s.live)
+        served.add(customer)
+    return served
+
+
+def _djstripe_subscription(sub: object) -> RemoteSubscription:
+    data = dict(getattr(sub, "stripe_data", None) or {})
+    items = [dict(getattr(item, "stripe_data", None) or {}) for item in sub.items.all()]  # type: ignore[attr-defined]
+    if items:
+        data["items"] = {"data": items}
+    data.setdefault("id", sub.id)  # type: ignore[attr-defined]
+    data.setdefault("customer", sub.customer_id)  # type: ignore[attr-defined]
+    return parse_subscription(data)
+
+
+def stored_items(customers: Collection[str], metrics: list[Metric]) -> set[Key]:
+    """(customer, metric) pairs with an active link that has an item, from the database."""
+    found: set[Key] = set()
+    ordered = sorted(customers)
+    for start in range(0, len(ordered), CHUNK):
+        rows = SubscriptionItemLink.objects.filter(
+            Q(active=True) & ~Q(stripe_subscription_item_id=""),
+            metric__in=metrics,
+            customer_id__in=ordered[start : start + CHUNK],
+        ).values_list("customer_id", "metric_id")
+        found.update(rows)
+    return found
