@@ -1,6 +1,7 @@
 import pytest
 from django.db import connection
 
+from billflow_usage.tracking.registry import registry as project_registry
 from tests.factories import LicensedMetricFactory, MetricFactory
 
 
@@ -20,3 +21,14 @@ def on_postgresql(db) -> None:
         pytest.skip(
             "needs PostgreSQL row locks; run with DATABASE_URL=postgres://... to include it"
         )
+
+
+@pytest.fixture
+def default_registry():
+    """The project-wide registry behind ``billflow_usage.track``, emptied for this test."""
+    saved = project_registry.get_trackers()
+    project_registry.clear()
+    yield project_registry
+    project_registry.clear()
+    for tracker in saved:
+        project_registry.register(tracker)

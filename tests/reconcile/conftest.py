@@ -24,7 +24,6 @@ from billflow_usage.models import Metric
 from billflow_usage.testing.fake_stripe import FakeStripe
 from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
 from billflow_usage.tracking import metric_cache
-from billflow_usage.tracking.registry import registry as project_registry
 from tests.factories import LicensedMetricFactory, MetricFactory
 
 PERIOD_AGE = timedelta(days=3)
@@ -54,17 +53,6 @@ def client(fake_stripe: FakeStripe) -> stripe.StripeClient:
         base_addresses={"api": fake_stripe.url, "meter_events": fake_stripe.url},
         max_network_retries=0,
     )
-
-
-@pytest.fixture
-def seat_registry() -> Iterator[Any]:
-    """The project registry, emptied for the test and restored afterwards."""
-    saved = project_registry.get_trackers()
-    project_registry.clear()
-    yield project_registry
-    project_registry.clear()
-    for tracker in saved:
-        project_registry.register(tracker)
 
 
 @dataclass

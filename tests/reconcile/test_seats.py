@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def members_tracked(seat_registry: Any) -> None:
-    seat_registry.track_quantity(
+def members_tracked(default_registry: Any) -> None:
+    default_registry.track_quantity(
         Member,
         metric="seats",
         customer=lambda member: member.workspace.stripe_customer_id,

@@ -2,7 +2,6 @@ import pytest
 
 from billflow_usage.tracking import metric_cache
 from billflow_usage.tracking.registry import TrackerRegistry
-from billflow_usage.tracking.registry import registry as project_registry
 from tests.factories import LicensedMetricFactory, MetricFactory, WorkspaceFactory
 
 
@@ -20,17 +19,6 @@ def tracker_registry():
     registry = TrackerRegistry()
     yield registry
     registry.clear()
-
-
-@pytest.fixture
-def default_registry():
-    """The project-wide registry behind ``billflow_usage.track``, emptied for this test."""
-    saved = project_registry.get_trackers()
-    project_registry.clear()
-    yield project_registry
-    project_registry.clear()
-    for tracker in saved:
-        project_registry.register(tracker)
 
 
 @pytest.fixture
