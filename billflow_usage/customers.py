@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from billflow_usage.conf import billflow_settings
 from billflow_usage.exceptions import InvalidUsage
@@ -46,7 +46,7 @@ def resolve_customer(value: Any) -> ResolvedCustomer:
         return ResolvedCustomer(customer_id(value.id), value.livemode)
     subscriber_model = djstripe_settings.get_subscriber_model()
     if isinstance(value, subscriber_model):
-        return _customer_of_subscriber(value, Customer)
+        return _customer_of_subscriber(value)
     raise InvalidUsage(
         f"customer must be a Stripe customer ID ('cus_...'), a dj-stripe Customer or a "
         f"{subscriber_model._meta.label} (the DJSTRIPE_SUBSCRIBER_MODEL); "
@@ -54,15 +54,20 @@ def resolve_customer(value: Any) -> ResolvedCustomer:
     )
 
 
-def _customer_of_subscriber(subscriber: Any, customer_model: Any) -> ResolvedCustomer:
+def billable_customers() -> QuerySet[Any]:
+    """dj-stripe Customers usage can be billed to: in the configured mode, not purged."""
+    from djstripe.models import Customer
+
     livemode = billflow_settings.livemode
-    mode = "live" if livemode else "test"
+    return Customer.objects.filter(
+        Q(livemode=livemode) | Q(livemode__isnull=True), date_purged__isnull=True
+    )
+
+
+def _customer_of_subscriber(subscriber: Any) -> ResolvedCustomer:
+    mode = "live" if billflow_settings.livemode else "test"
     matches = list(
-        customer_model.objects.filter(
-            Q(livemode=livemode) | Q(livemode__isnull=True),
-            subscriber=subscriber,
-            date_purged__isnull=True,
-        ).values_list("id", "livemode")[:2]
+        billable_customers().filter(subscriber=subscriber).values_list("id", "livemode")[:2]
     )
     if not matches:
         raise InvalidUsage(

@@ -34,24 +34,17 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from billflow_usage.backends.base import (
-    BaseBackend,
-    Cancellation,
-    Outcome,
-    ReadNotSupported,
-    UsageQuery,
-)
+from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
 from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
+from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.report import ErrorEntry, MeteredEntry, Report
 from billflow_usage.validation import STRIPE_HISTORY
 
 logger = logging.getLogger("billflow_usage")
 
 CORRECTION_PREFIX = "bfu_sync_"
-#: Stripe cancels events only within 24 hours of receiving them; keep clear of the edge.
-CANCEL_WINDOW = timedelta(hours=24) - timedelta(minutes=15)
 #: Count meters: at most this many correcting events in one go.
 MAX_COUNT_CORRECTION = 1000
 #: Parallel summaries requests (reads; the backend's rate limiter still applies).
@@ -364,7 +357,7 @@ def _identifier(pair: Pair, action: str, index: int) -> str:
 
 def _cancellable(pair: Pair, *, now: datetime) -> QuerySet[UsageEvent]:
     """Rows Stripe may count and the ledger doesn't, still inside the 24 h window."""
-    recent = now - CANCEL_WINDOW
+    recent = cancellable_since(now)
     return (
         _in_window(
             UsageEvent.objects.filter(metric=pair.metric, customer_id=pair.customer_id),
@@ -392,28 +385,31 @@ def _cancel_known(pair: Pair, backend: BaseBackend, surplus: int, *, now: dateti
         worth = 1 if count_meter else row.value
         if worth > surplus - cancelled:
             continue
-        result = backend.cancel_meter_event(
-            Cancellation(pair.metric.event_name or pair.metric.key, row.identifier)
+        result = cancel_in_stripe(
+            pair.metric,
+            row.identifier,
+            [row],
+            backend,
+            code="cancelled_by_sync",
+            message="Cancelled in Stripe by billflow_sync: Stripe billed more than the ledger "
+            "recorded.",
         )
         if result.outcome != Outcome.DELIVERED:
             continue
-        UsageEvent.objects.filter(pk=row.pk).update(
-            status=UsageEvent.Status.CANCELLED,
-            last_error_code="cancelled_by_sync",
-            last_error_message="Cancelled in Stripe by billflow_sync: Stripe billed more than "
-            "the ledger recorded.",
-        )
         cancelled += worth
         if cancelled >= surplus:
             break
     return cancelled
 
 
+def billed_at() -> Coalesce:
+    """When Stripe files a row: its delivery group's time for aggregated rows, else its own."""
+    return Coalesce(F("group__occurred_at"), F("occurred_at"))
+
+
 def _in_window(rows: QuerySet[UsageEvent], start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    """Rows Stripe files in ``[start, end)``: a group's time for aggregated rows."""
-    return rows.annotate(at=Coalesce(F("group__occurred_at"), F("occurred_at"))).filter(
-        at__gte=start, at__lt=end
-    )
+    """Rows Stripe files in ``[start, end)``."""
+    return rows.annotate(at=billed_at()).filter(at__gte=start, at__lt=end)
 
 
 def _ledger_totals(pairs: list[Pair], *, now: datetime, settling: float) -> None:
