@@ -8,9 +8,11 @@ from django import forms
 from django.contrib import admin
 from django.db import router, transaction
 from django.db.models import F, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
+from billflow_usage.admin.reconciliation import can_reconcile, dry_reconciliation
+from billflow_usage.admin.usage_page import customer_usage_url
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.trigger import schedule_delivery
 from billflow_usage.models import Metric, SubscriptionItemLink
@@ -54,6 +56,8 @@ class QuantityForm(forms.ModelForm):
 @admin.register(SubscriptionItemLink)
 class SubscriptionItemLinkAdmin(admin.ModelAdmin):
     form = QuantityForm
+    change_form_template = "admin/billflow_usage/usage_change_form.html"
+    actions = ["reconcile_dry_run"]
     list_display = [
         "customer_id",
         "metric",
@@ -64,6 +68,7 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
         "current_period_end",
         "synced_at",
         "active",
+        "usage_link",
     ]
     list_editable = ["quantity"]
     list_filter = ["active", "metric", "livemode"]
@@ -109,6 +114,44 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def has_billflow_reconcile_permission(self, request: HttpRequest) -> bool:
+        return can_reconcile(request)
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: SubscriptionItemLink | None = None,
+    ) -> HttpResponse:
+        if obj is not None:
+            context["billflow_usage_url"] = self._usage_url(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description="Usage")
+    def usage_link(self, link: SubscriptionItemLink) -> str:
+        return format_html(
+            '<a href="{}" title="Usage of {} this billing period">Usage</a>',
+            self._usage_url(link),
+            link.customer_id,
+        )
+
+    def _usage_url(self, link: SubscriptionItemLink) -> str:
+        return customer_usage_url(link.customer_id, site_name=self.admin_site.name)
+
+    @admin.action(
+        description="Dry-run reconciliation for the selected customers",
+        permissions=["billflow_reconcile"],
+    )
+    def reconcile_dry_run(
+        self, request: HttpRequest, queryset: QuerySet[SubscriptionItemLink]
+    ) -> HttpResponse | None:
+        """``billflow_sync --dry-run`` for these links' customers; shows the stored report."""
+        customers = queryset.order_by().values_list("customer_id", flat=True).distinct()
+        return dry_reconciliation(self, request, customers)
 
     @admin.display(description="Sync")
     def sync_state(self, link: SubscriptionItemLink) -> str:

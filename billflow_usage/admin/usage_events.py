@@ -1,17 +1,27 @@
-"""The ledger, read-only: filters, exact-match search, and the two safe actions."""
+"""The ledger, read-only: filters, exact-match search, the two safe actions, and the
+per-customer usage page."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
-from django.urls import NoReverseMatch, reverse
+from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billflow_usage.admin.cancelling import cancel_events
 from billflow_usage.admin.pagination import EstimatedCountPaginator
+from billflow_usage.admin.usage_page import (
+    URL_NAME,
+    customer_usage_url,
+    model_breadcrumbs,
+    render_customer_usage,
+)
+from billflow_usage.delivery.aggregation import GROUP_PREFIX
 from billflow_usage.models import UsageEvent
 
 
@@ -19,7 +29,7 @@ from billflow_usage.models import UsageEvent
 class UsageEventAdmin(admin.ModelAdmin):
     list_display = [
         "identifier",
-        "customer_id",
+        "customer_link",
         "metric",
         "value",
         "occurred_at",
@@ -32,7 +42,10 @@ class UsageEventAdmin(admin.ModelAdmin):
     list_filter = ["status", "metric", "livemode", "occurred_at"]
     list_select_related = ["metric", "source_content_type"]
     search_fields = ["customer_id", "identifier"]
-    search_help_text = "An exact customer ID (cus_...) or event identifier."
+    search_help_text = (
+        "An exact customer ID (cus_...), event identifier, or aggregated event identifier "
+        "(bfug_...)."
+    )
     date_hierarchy = "occurred_at"
     ordering = ["-id"]
     paginator = EstimatedCountPaginator
@@ -43,6 +56,22 @@ class UsageEventAdmin(admin.ModelAdmin):
         """Nothing that changes what was billed is editable: corrections are new rows."""
         return [field.name for field in self.model._meta.fields] + ["source_link"]
 
+    def get_urls(self) -> list[URLPattern]:
+        usage = path(
+            "customer/<str:customer_id>/usage/",
+            self.admin_site.admin_view(self.customer_usage_view),
+            name=URL_NAME,
+        )
+        # Before the inherited patterns, whose "<path:object_id>/" would match it.
+        return [usage, *super().get_urls()]
+
+    def customer_usage_view(self, request: HttpRequest, customer_id: str) -> HttpResponse:
+        """The customer's usage this billing period: ledger, Stripe, drift, daily chart."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        breadcrumbs = [*model_breadcrumbs(self.admin_site, self.model._meta), (customer_id, "")]
+        return render_customer_usage(request, self.admin_site, customer_id, breadcrumbs=breadcrumbs)
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[UsageEvent], search_term: str
     ) -> tuple[QuerySet[UsageEvent], bool]:
@@ -50,6 +79,8 @@ class UsageEventAdmin(admin.ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
+        if term.startswith(GROUP_PREFIX):
+            return queryset.filter(group__identifier=term), False
         return queryset.filter(Q(customer_id=term) | Q(identifier=term)), False
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -72,6 +103,13 @@ class UsageEventAdmin(admin.ModelAdmin):
             "show_delete": False,
         }
         return super().changeform_view(request, object_id, form_url, extra_context)
+
+    @admin.display(description="Customer", ordering="customer_id")
+    def customer_link(self, event: UsageEvent) -> str:
+        url = customer_usage_url(event.customer_id, site_name=self.admin_site.name)
+        return format_html(
+            '<a href="{}" title="Usage this billing period">{}</a>', url, event.customer_id
+        )
 
     @admin.display(description="Source")
     def source_link(self, event: UsageEvent) -> str:
@@ -110,26 +148,17 @@ class UsageEventAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
-    @admin.action(description="Cancel selected events (not yet sent)", permissions=["change"])
+    @admin.action(
+        description="Cancel selected events (pending, or sent to Stripe within 24 h)",
+        permissions=["change"],
+    )
     def cancel_events(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
-        """Cancel pending events no worker holds; sent ones need Stripe's 24 h cancellation."""
-        now = timezone.now()
-        unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-        cancelled = 0
-        for event in queryset.filter(status=UsageEvent.Status.PENDING):
-            changed = UsageEvent.objects.filter(
-                unclaimed, pk=event.pk, status=UsageEvent.Status.PENDING
-            ).update(status=UsageEvent.Status.CANCELLED, next_attempt_at=now)
-            if changed:
-                cancelled += 1
-                self.log_change(request, event, "Cancelled before it was sent.")
-        self.message_user(request, f"{cancelled} pending event(s) cancelled.")
-        left = queryset.exclude(status=UsageEvent.Status.CANCELLED).count()
-        if left:
-            self.message_user(
-                request,
-                f"{left} event(s) were not cancelled: they are being sent right now, already "
-                "sent, or failed. Sent events can be cancelled in Stripe within 24 hours; "
-                "older ones need a credit note.",
-                messages.WARNING,
-            )
+        """Pending rows are cancelled here, recently sent ones in Stripe (see ``cancelling``)."""
+        outcome = cancel_events(
+            list(queryset.select_related("metric", "group")), now=timezone.now()
+        )
+        for event, message in outcome.cancelled:
+            self.log_change(request, event, message)
+        self.message_user(request, f"{len(outcome.cancelled)} event(s) cancelled.")
+        for reason in outcome.refused:
+            self.message_user(request, reason, messages.WARNING)

@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from billflow_usage.admin import UsageAdminMixin
 from saas.models import ApiCall, Member, Workspace
 
 
@@ -9,8 +10,11 @@ class MemberInline(admin.TabularInline):
 
 
 @admin.register(Workspace)
-class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ["name", "email"]
+class WorkspaceAdmin(UsageAdminMixin, admin.ModelAdmin):
+    """Workspaces are dj-stripe subscribers: the mixin finds each one's Stripe customer and
+    adds the "Usage" column, the "Usage" button and the dry reconciliation action."""
+
+    list_display = ["name", "email", "usage_link"]
     inlines = [MemberInline]
 
 

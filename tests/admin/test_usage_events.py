@@ -76,20 +76,6 @@ def test_retry_failed(client, editor, metric):
     assert LogEntry.objects.filter(object_id=str(failed.pk), user=editor).exists()
 
 
-def test_cancel_pending_but_not_claimed_or_sent(client, editor, metric):
-    pending = UsageEventFactory(metric=metric)
-    claimed = UsageEventFactory(
-        metric=metric, claimed_until=timezone.now() + timezone.timedelta(minutes=5)
-    )
-    sent = UsageEventFactory(metric=metric, status="sent", sent_at=timezone.now())
-    client.force_login(editor)
-    response = act(client, "cancel_events", [pending, claimed, sent])
-    assert "1 pending event(s) cancelled" in response.text
-    assert "2 event(s) were not cancelled" in response.text
-    statuses = dict(UsageEvent.objects.values_list("pk", "status"))
-    assert statuses == {pending.pk: "cancelled", claimed.pk: "pending", sent.pk: "sent"}
-
-
 def test_paginator_estimates_only_unfiltered_large_tables_on_postgresql(on_postgresql, metric):
     from django.db import connection
 

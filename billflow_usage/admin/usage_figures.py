@@ -1,0 +1,276 @@
+"""What the per-customer usage page shows: per metric, the ledger's figure for the current
+billing period, Stripe's, and the drift between them, plus daily usage for the chart.
+
+The ledger is counted as ``billflow_sync`` counts it (rows filed at their delivery group's
+time, by the metric's formula, corrections left out) over sent *and* pending rows: what the
+customer will be billed once delivery catches up. Stripe's figure comes from the configured
+backend's ``usage_total`` read (meter event summaries); for seats it is the quantity Stripe
+last confirmed. Daily totals are aggregated in the database, a handful of queries whatever
+the number of rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+
+from django.db.models import Count, F, Q, QuerySet, Sum, Window
+from django.db.models.functions import RowNumber, TruncDate
+from django.utils import timezone
+
+from billflow_usage.admin.backend_access import BackendFailure, describe_failure, request_backend
+from billflow_usage.backends.base import BaseBackend, UsageQuery
+from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.reconcile.metered import CORRECTION_PREFIX, billed_at, minute_floor
+
+logger = logging.getLogger("billflow_usage.admin")
+
+BILLED_STATUSES = (UsageEvent.Status.SENT, UsageEvent.Status.PENDING)
+
+
+@dataclass(frozen=True)
+class Period:
+    """``[start, end)``; ``from_subscription`` is False for the calendar-month fallback."""
+
+    start: datetime
+    end: datetime
+    from_subscription: bool = True
+
+    def days(self, *, until: datetime | None = None) -> list[date]:
+        """The UTC days of the period, or of its part up to ``until``."""
+        last_moment = self.end - timedelta(microseconds=1)
+        if until is not None:
+            last_moment = min(last_moment, until)
+        first, last = self.start.astimezone(UTC).date(), last_moment.astimezone(UTC).date()
+        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
+
+
+def calendar_month(now: datetime) -> Period:
+    """The UTC calendar month around ``now``: the period of a metric without a subscription."""
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return Period(start, end, from_subscription=False)
+
+
+@dataclass
+class MetricFigures:
+    """One row of the totals table.
+
+    Metered: ``ledger`` is the period's usage (sent + pending), ``stripe`` the meter's total.
+    Licensed: ``ledger`` is the desired seat count, ``stripe`` what Stripe last confirmed.
+    """
+
+    metric: Metric
+    period: Period
+    link: SubscriptionItemLink | None
+    ledger: int | None = None
+    pending_events: int = 0
+    stripe: int | None = None
+    #: Why Stripe's figure is missing, or what qualifies it.
+    stripe_note: str = ""
+
+    @property
+    def drift(self) -> int | None:
+        """Stripe minus the ledger; None when either side is unknown."""
+        if self.ledger is None or self.stripe is None:
+            return None
+        return self.stripe - self.ledger
+
+    @property
+    def drift_text(self) -> str:
+        drift = self.drift
+        if drift is None:
+            return "-"
+        if drift == 0:
+            return "0 (in sync)"
+        side = "more" if drift > 0 else "less"
+        return f"{drift:+d} (Stripe has {abs(drift)} {side})"
+
+
+@dataclass
+class DailySeries:
+    """A metered metric's usage per UTC day of its period so far, by its formula (days
+    without usage absent from ``values``)."""
+
+    metric: Metric
+    days: list[date]
+    values: dict[date, int] = field(default_factory=dict)
+
+
+@dataclass
+class CustomerUsage:
+    customer_id: str
+    figures: list[MetricFigures]
+    daily: list[DailySeries]
+    #: Every UTC day of the charted metrics' periods (the chart's x axis).
+    days: list[date]
+    #: Set when Stripe couldn't be read at all (unreachable, a backend without reads).
+    stripe_message: str = ""
+
+    @property
+    def calendar_month_used(self) -> bool:
+        return any(not figures.period.from_subscription for figures in self.figures)
+
+
+def customer_usage(customer_id: str, *, now: datetime | None = None) -> CustomerUsage:
+    """The figures for one (valid) customer ID; Stripe is read only for metered metrics."""
+    now = now or timezone.now()
+    metrics = list(Metric.objects.filter(active=True).order_by("key"))
+    links = {
+        link.metric_id: link
+        for link in SubscriptionItemLink.objects.filter(customer_id=customer_id, active=True)
+    }
+    month = calendar_month(now)
+    figures = {
+        metric.pk: MetricFigures(metric, _period(links.get(metric.pk), month), links.get(metric.pk))
+        for metric in metrics
+    }
+    metered = {pk: f for pk, f in figures.items() if f.metric.is_metered}
+    daily = {series.metric.pk: series for series in _count_ledger(customer_id, metered, now)}
+    # Metrics the customer is subscribed to, or has usage of.
+    shown = [
+        f for pk, f in figures.items() if f.link is not None or (pk in daily and daily[pk].values)
+    ]
+    for seats in (f for f in shown if not f.metric.is_metered):
+        _seat_figures(seats)
+    charted = [f for f in shown if f.metric.is_metered]
+    return CustomerUsage(
+        customer_id,
+        shown,
+        [daily[f.metric.pk] for f in charted],
+        days=sorted({day for f in charted for day in f.period.days()}),
+        stripe_message=_read_stripe(customer_id, charted),
+    )
+
+
+def _period(link: SubscriptionItemLink | None, month: Period) -> Period:
+    if link is None or not (link.current_period_start and link.current_period_end):
+        return month
+    return Period(minute_floor(link.current_period_start), minute_floor(link.current_period_end))
+
+
+def _billed_rows(customer_id: str, periods: dict[int, Period]) -> QuerySet[UsageEvent]:
+    """The customer's usage rows (sent or pending, no corrections) in each metric's period."""
+    in_period = Q()
+    for metric_pk, period in periods.items():
+        in_period |= Q(metric_id=metric_pk, at__gte=period.start, at__lt=period.end)
+    return (
+        UsageEvent.objects.filter(customer_id=customer_id, status__in=BILLED_STATUSES)
+        .exclude(identifier__startswith=CORRECTION_PREFIX)
+        .annotate(at=billed_at(), day=TruncDate("at", tzinfo=UTC))
+        .filter(in_period)
+    )
+
+
+def _count_ledger(
+    customer_id: str, metered: dict[int, MetricFigures], now: datetime
+) -> list[DailySeries]:
+    """Fill each metered figure's ledger total and pending count; return the daily series.
+
+    Two queries: per (metric, day, status) sums and counts, and for ``last`` meters each
+    day's latest value (a window function, so only one row per day leaves the database).
+    """
+    if not metered:
+        return []
+    rows = _billed_rows(customer_id, {pk: f.period for pk, f in metered.items()})
+    series = {pk: DailySeries(f.metric, f.period.days(until=now)) for pk, f in metered.items()}
+    per_day = (
+        rows.order_by()
+        .values_list("metric_id", "day", "status")  # type: ignore[misc]
+        .annotate(total=Sum("value"), events=Count("pk"))
+    )
+    for metric_pk, day, status, total, events in per_day:
+        figures = metered[metric_pk]
+        if status == UsageEvent.Status.PENDING:
+            figures.pending_events += events
+        formula = figures.metric.aggregation
+        if formula != Metric.Aggregation.LAST:
+            amount = events if formula == Metric.Aggregation.COUNT else int(total)
+            values = series[metric_pk].values
+            values[day] = values.get(day, 0) + amount
+    last = [pk for pk, f in metered.items() if f.metric.aggregation == Metric.Aggregation.LAST]
+    if last:
+        latest = (
+            rows.filter(metric_id__in=last)
+            .annotate(
+                rank=Window(
+                    RowNumber(),
+                    partition_by=[F("metric_id"), F("day")],
+                    order_by=[F("at").desc(), F("pk").desc()],
+                )
+            )
+            .filter(rank=1)
+            .values_list("metric_id", "day", "value")
+        )
+        for metric_pk, day, value in latest:
+            series[metric_pk].values[day] = value
+    for metric_pk, figures in metered.items():
+        values = series[metric_pk].values
+        if figures.metric.aggregation == Metric.Aggregation.LAST:
+            figures.ledger = values[max(values)] if values else 0
+        else:
+            figures.ledger = sum(values.values())
+    return list(series.values())
+
+
+def _seat_figures(figures: MetricFigures) -> None:
+    link = figures.link
+    assert link is not None
+    figures.ledger = link.quantity
+    figures.stripe = link.synced_quantity
+    if not link.stripe_subscription_item_id:
+        figures.stripe_note = "No Stripe subscription item yet; billflow_sync links it."
+    elif not link.quantity_in_sync:
+        figures.stripe_note = "Waiting for Stripe to confirm the desired quantity."
+
+
+def _read_stripe(customer_id: str, metered: list[MetricFigures]) -> str:
+    """Ask the backend for each metered figure; returns a page-wide message when Stripe is
+    out of reach (the rest of the page renders from the ledger either way)."""
+    if not metered:
+        return ""
+    try:
+        with request_backend() as backend:
+            for position, figures in enumerate(metered):
+                failure = _ask(backend, customer_id, figures)
+                if failure is not None and failure.unreachable:
+                    _not_asked(metered[position:])
+                    return f"Stripe's figures are unavailable: {failure.message}"
+    except Exception as exc:  # building the backend failed
+        _not_asked(metered)
+        return f"Stripe's figures are unavailable: {describe_failure(exc).message}"
+    return ""
+
+
+def _ask(backend: BaseBackend, customer_id: str, figures: MetricFigures) -> BackendFailure | None:
+    metric = figures.metric
+    if not metric.stripe_meter_id:
+        figures.stripe_note = (
+            "No Stripe meter ID is stored for this metric; billflow_sync finds it by event "
+            "name (or creates it with --create-meters)."
+        )
+        return None
+    query = UsageQuery(
+        metric.stripe_meter_id,
+        metric.event_name or metric.key,
+        metric.aggregation,
+        customer_id,
+        figures.period.start,
+        figures.period.end,
+    )
+    try:
+        figures.stripe = backend.usage_total(query).value
+    except Exception as exc:
+        failure = describe_failure(exc)
+        logger.warning("Usage page: reading %s of %s: %s", metric.key, customer_id, failure.message)
+        figures.stripe_note = failure.message
+        return failure
+    return None
+
+
+def _not_asked(metered: Iterable[MetricFigures]) -> None:
+    for figures in metered:
+        if figures.stripe is None and not figures.stripe_note:
+            figures.stripe_note = "Not available: see the message above."
