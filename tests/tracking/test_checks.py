@@ -115,6 +115,14 @@ def test_the_check_is_registered_for_the_project_registry(default_registry, db):
     assert "billflow_usage.E101" in ids(found)
 
 
+def test_metrics_are_not_checked_unless_a_database_is_named(default_registry, db):
+    # Django 6 hands every check all database aliases unless one is named (runserver, any
+    # command): only database-tagged checks are left out, so a new database still starts.
+    default_registry.track(Order, metric="missing", customer=workspace_customer)
+
+    assert "billflow_usage.E101" not in ids(checks.run_checks())
+
+
 def test_broken_settings_entries_are_reported(settings, default_registry):
     settings.BILLFLOW_USAGE = {
         **settings.BILLFLOW_USAGE,
