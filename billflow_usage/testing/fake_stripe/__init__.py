@@ -26,7 +26,9 @@ Start it and point a client at it::
         assert fake.meter_event_total("api_calls", customer["id"]) == 3
 
 From another process: ``python -m billflow_usage.testing.fake_stripe --port 12111`` prints
-its URL and serves until Ctrl-C/SIGTERM.
+its URL and serves until Ctrl-C/SIGTERM; with ``--state FILE`` it starts from FILE and saves
+back to it on exit. ``fake.save_state(path)`` / ``fake.load_state(path)`` do the same from
+Python: Stripe's objects, meter events and quantity changes, as JSON.
 
 Time: ``fake.clock.now()``, ``fake.clock.advance(seconds)``, ``fake.clock.set(ts)`` move the
 fake's clock (real time by default), which all time rules use.

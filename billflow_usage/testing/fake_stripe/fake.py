@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -74,6 +76,25 @@ class FakeStripe:
         self.faults.reset()
         self._idempotency.reset()
         self.clock.reset()
+
+    def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write Stripe's objects, meter events and quantity changes to ``path`` as JSON, so a
+        later fake can ``load_state`` them (request logs, faults and idempotency keys are not
+        kept)."""
+        target = Path(path)
+        partial = target.with_name(f"{target.name}.partial")
+        partial.write_text(self._state.dump(), encoding="utf-8")
+        partial.replace(target)  # never leaves a half-written file behind
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        """Replace everything with what ``save_state`` wrote to ``path``.
+
+        Raises ValueError naming the file when it is not such a state file.
+        """
+        try:
+            self._state.load(Path(path).read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
 
     # -- setup without HTTP ----------------------------------------------------------------
 

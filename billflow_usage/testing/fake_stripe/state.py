@@ -1,11 +1,13 @@
 """The in-memory store: every collection the fake keeps, guarded by one lock.
 
 Handlers run with ``lock`` held and mutate these collections directly; nothing in here takes
-the lock itself except the small helpers named for it.
+the lock itself except ``reset``, ``dump``, ``load`` and the small helpers named for it.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import threading
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -15,6 +17,22 @@ from .clock import Clock
 
 JSON = dict[str, Any]
 Key = tuple[str, str]  # (event_name, customer)
+
+DUMP_FORMAT = 1
+# What a dump keeps: Stripe's objects and what was billed. Request logs, sessions, rate-limit
+# windows and concurrency peaks describe one run of the server and start afresh.
+DUMPED_COLLECTIONS = (
+    "customers",
+    "products",
+    "prices",
+    "meters",
+    "active_meters",
+    "subscriptions",
+    "items",
+    "error_reports",
+    "quantity_updates",
+    "usage_record_totals",
+)
 
 
 @dataclass(slots=True)
@@ -92,11 +110,45 @@ class State:
 
     def reset(self) -> None:
         """Forget everything (the clock is reset by its owner)."""
+        self._become(State(self.clock, self.lock))
+
+    def _become(self, other: State) -> None:
+        """Take every collection of ``other`` at once."""
         with self.lock:
-            fresh = State(self.clock, self.lock)
             for name in self.__dataclass_fields__:
                 if name not in ("clock", "lock"):
-                    setattr(self, name, getattr(fresh, name))
+                    setattr(self, name, getattr(other, name))
+
+    def dump(self) -> str:
+        """Stripe's objects and meter events as JSON text, for ``load``."""
+        with self.lock:
+            data: JSON = {name: getattr(self, name) for name in DUMPED_COLLECTIONS}
+            data["meter_events"] = [
+                dataclasses.asdict(ev) for events in self.events_by_key.values() for ev in events
+            ]
+            return json.dumps({"format": DUMP_FORMAT, **data})
+
+    def load(self, text: str) -> None:
+        """Replace everything with what ``dump`` wrote, sharing objects as when they were made.
+
+        Raises ValueError saying what is wrong when ``text`` is not such a dump.
+        """
+        loaded = State(self.clock, self.lock)
+        try:
+            data = json.loads(text)
+            if data["format"] != DUMP_FORMAT:
+                raise ValueError(f"format {data['format']!r}, expected {DUMP_FORMAT}")
+            for name in DUMPED_COLLECTIONS:
+                setattr(loaded, name, data[name])
+            for sub in loaded.subscriptions.values():  # a subscription lists its item dicts
+                sub["items"]["data"] = [loaded.items[item["id"]] for item in sub["items"]["data"]]
+            events = [MeterEvent(**fields) for fields in data["meter_events"]]
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"not a fake Stripe state dump ({exc!r})") from None
+        for ev in sorted(events, key=lambda ev: ev.created):  # a reused identifier: the latest
+            loaded.events_by_identifier[ev.identifier] = ev
+            loaded.events_by_key[(ev.event_name, ev.customer)].append(ev)
+        self._become(loaded)
 
     def enter_flight(self, key: Key) -> None:
         """Count a meter-event request for ``key`` as in flight; remember the peak."""
