@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo serve test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,20 @@ demo: install
 	cd example_project && ../$(BIN)/python manage.py migrate --noinput --verbosity 0
 	cd example_project && ../$(BIN)/python manage.py demo
 
+# After `make demo`: the example's admin at http://127.0.0.1:8000/admin/ until Ctrl-C, with the
+# demo's fake Stripe served again from its saved objects and a worker pushing seat changes.
+serve: install
+	@test -f example_project/fake_stripe_state.json || \
+	  { echo "No saved fake Stripe yet: run 'make demo' first."; exit 1; }
+	cd example_project && { \
+	  ../$(BIN)/python -m billflow_usage.testing.fake_stripe --state fake_stripe_state.json & \
+	  stripe=$$!; \
+	  ../$(BIN)/python manage.py billflow_worker & \
+	  worker=$$!; \
+	  trap 'kill $$stripe $$worker 2>/dev/null; wait' EXIT; \
+	  trap 'exit 130' INT TERM; \
+	  ../$(BIN)/python manage.py runserver 127.0.0.1:8000; }
+
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -30,4 +44,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* example_project/*.sqlite3 .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,8 @@
 - ``DATABASE_URL``: default an SQLite file next to this project.
 - ``STRIPE_SECRET_KEY``: a Stripe test key; without one the demo runs its embedded fake Stripe.
 - ``STRIPE_API_BASE``: another Stripe address (a proxy, a fake on another port).
+- ``FAKE_STRIPE_URL``, ``FAKE_STRIPE_STATE``: where the embedded fake Stripe listens (default
+  ``http://127.0.0.1:12111``) and the file the demo saves its objects to.
 - ``BILLFLOW_METER_API``: ``v1`` (default), ``v2`` or ``legacy``.
 """
 
@@ -65,9 +67,13 @@ TEMPLATES = [
 STATIC_URL = "static/"
 
 # Stripe: a test key from the environment, or the embedded fake Stripe that `make demo` starts
-# (run `python -m billflow_usage.testing.fake_stripe --port 12111` to use it with runserver).
+# at FAKE_STRIPE_URL and saves to FAKE_STRIPE_STATE when it ends; `make serve` serves that
+# state again (`python -m billflow_usage.testing.fake_stripe --state FILE`) for runserver.
 _stripe_test_key = env("STRIPE_SECRET_KEY", default="")
-EMBEDDED_FAKE_STRIPE = "" if _stripe_test_key else "http://127.0.0.1:12111"
+EMBEDDED_FAKE_STRIPE = (
+    "" if _stripe_test_key else env("FAKE_STRIPE_URL", default="http://127.0.0.1:12111")
+)
+FAKE_STRIPE_STATE = Path(env("FAKE_STRIPE_STATE", default=str(BASE_DIR / "fake_stripe_state.json")))
 
 # dj-stripe: workspaces are the Stripe customers' subscribers.
 STRIPE_LIVE_MODE = False

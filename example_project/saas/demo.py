@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,6 +14,7 @@ from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import F, Sum
@@ -22,12 +25,15 @@ import billflow_usage
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.reconcile import SyncOptions, run_sync
 from billflow_usage.testing.fake_stripe import FakeStripe
 from saas.models import ApiCall, Member, Workspace
 from saas.stripe_catalog import Catalog, create_catalog, subscribe
 
 WORKSPACES = [("Acme", "acme.test"), ("Globex", "globex.test"), ("Initech", "initech.test")]
 ENDPOINTS = ["/v1/search", "/v1/export", "/v1/report"]
+ADMIN_USERNAME = "admin"
+ADMIN_URL = "http://127.0.0.1:8000/admin/"
 
 
 @contextmanager
@@ -37,8 +43,18 @@ def stripe_connection() -> Iterator[FakeStripe | None]:
         yield None
         return
     address = urlsplit(settings.EMBEDDED_FAKE_STRIPE)
-    with FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111) as fake:
+    fake = FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111)
+    try:
+        fake.start()
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot start the embedded fake Stripe at {settings.EMBEDDED_FAKE_STRIPE} ({exc}). "
+            "Stop what uses that port (`make serve`?) or set FAKE_STRIPE_URL to another address."
+        ) from exc
+    try:
         yield fake
+    finally:
+        fake.stop()
 
 
 def make_stripe_unreliable(fake: FakeStripe) -> None:
@@ -123,6 +139,26 @@ def report(client: stripe.StripeClient, catalog: Catalog, since: datetime) -> li
     return comparisons
 
 
+def ensure_admin_login() -> str:
+    """Create the superuser ``admin`` unless it exists; say how to log in as it.
+
+    Only for the embedded fake Stripe: an admin with a printed password has no place next to
+    a real Stripe account. The password is ``DJANGO_SUPERUSER_PASSWORD`` (as for
+    ``createsuperuser --noinput``) or a new random one.
+    """
+    users = get_user_model().objects
+    if users.filter(username=ADMIN_USERNAME).exists():
+        return (
+            f"log in as {ADMIN_USERNAME!r}, made by an earlier run "
+            f"(`python manage.py changepassword {ADMIN_USERNAME}` sets a new password)"
+        )
+    given = os.environ.get("DJANGO_SUPERUSER_PASSWORD")
+    password = given or secrets.token_urlsafe(12)
+    users.create_superuser(username=ADMIN_USERNAME, email="", password=password)
+    shown = "the password in DJANGO_SUPERUSER_PASSWORD" if given else f"password {password!r}"
+    return f"log in as {ADMIN_USERNAME!r} with {shown}"
+
+
 @dataclass(frozen=True)
 class Comparison:
     customer_id: str
@@ -185,6 +221,14 @@ def run(write: Callable[[str], None]) -> None:
         write(Comparison.HEADER)
         for comparison in comparisons:
             write(str(comparison))
+        sync = run_sync(SyncOptions(dry_run=True), backend=backend)
+        drift = sync.summary()["drift_remaining"]
+        write(f"Reconciliation (billflow_sync --dry-run): {drift} drift, report #{sync.report_id}.")
         backend.close()
+        if fake is not None:
+            fake.save_state(settings.FAKE_STRIPE_STATE)
+            write(f"Saved the fake Stripe's objects to {settings.FAKE_STRIPE_STATE}.")
+            login = ensure_admin_login()
+            write(f"See it all in the admin: run `make serve`, open {ADMIN_URL} and {login}.")
     if not all(comparison.agree for comparison in comparisons):
         raise CommandError("The ledger and Stripe disagree (see the lines marked NO).")
