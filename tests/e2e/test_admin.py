@@ -1,0 +1,113 @@
+"""End to end in headless Chromium: the example project's admin after ``make demo``.
+
+Staff change a seat count and Stripe (the fake, inspected directly) receives it with the
+metric's proration behaviour; a customer's usage page shows the ledger next to Stripe's
+figure and the daily chart (kept as a screenshot) and leads to the customer's ledger rows;
+the demo's reconciliation report is listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.select import Select
+from selenium.webdriver.support.wait import WebDriverWait
+
+from tests.e2e.browser import follow
+from tests.e2e.example_site import ExampleSite
+
+pytestmark = pytest.mark.browser
+
+# Seconds for the worker to push a saved quantity. The demo pushed every subscription's seats
+# moments ago, and pushes are spaced 3600 / SEAT_UPDATES_PER_HOUR = 24 s apart per
+# subscription (Stripe's hourly limit), so this push waits out the rest of those 24 s.
+PUSH_TIMEOUT = 60.0
+
+
+def open_first_result(admin: webdriver.Chrome, changelist: str, search: str) -> None:
+    """Search a changelist and open the one object found."""
+    admin.get(f"{changelist}?q={search}")
+    rows = admin.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 1, f"{len(rows)} results for {search!r} in {changelist}"
+    follow(admin, rows[0].find_element(By.CSS_SELECTOR, "th a"))
+
+
+def save(admin: webdriver.Chrome, button: str) -> None:
+    """Submit the change form with ``button``; the admin must say it saved."""
+    follow(admin, admin.find_element(By.NAME, button))
+    if not admin.find_elements(By.CSS_SELECTOR, ".messagelist .success"):
+        raise AssertionError(f"not saved: {admin.find_element(By.ID, 'content').text}")
+
+
+def field_text(admin: webdriver.Chrome, field: str) -> str:
+    return admin.find_element(By.CSS_SELECTOR, f".field-{field} .readonly").text
+
+
+def seat_item(stripe_items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A licensed (per-seat) subscription item: the only kind with a quantity."""
+    return next(item for item in stripe_items if item["quantity"] is not None)
+
+
+def test_a_seat_count_changed_in_the_admin_reaches_stripe(
+    admin: webdriver.Chrome, example_site: ExampleSite
+) -> None:
+    admin_url = f"{example_site.url}/admin/billflow_usage"
+    stripe = example_site.stripe
+    open_first_result(admin, f"{admin_url}/metric/", "seats")
+    Select(admin.find_element(By.ID, "id_proration_behavior")).select_by_value("always_invoice")
+    save(admin, "_save")
+
+    item = seat_item(stripe.summary()["subscription_items"])
+    seats = item["quantity"] + 3
+    open_first_result(admin, f"{admin_url}/subscriptionitemlink/", item["id"])
+    assert field_text(admin, "proration_on_save").startswith("always_invoice")
+    quantity = admin.find_element(By.ID, "id_quantity")
+    quantity.clear()
+    quantity.send_keys(str(seats))
+    save(admin, "_continue")
+
+    WebDriverWait(admin, PUSH_TIMEOUT, poll_frequency=0.2).until(
+        lambda _: stripe.subscription_item(item["id"])["quantity"] == seats
+    )
+    pushes = [update for update in stripe.quantity_updates if update["item"] == item["id"]]
+    assert pushes[-1]["quantity"] == seats
+    assert pushes[-1]["proration_behavior"] == "always_invoice"
+    admin.refresh()
+    assert field_text(admin, "stripe_confirmation").startswith(f"Stripe confirmed {seats} ")
+
+
+def test_the_customer_usage_page_shows_stripe_and_the_chart(
+    admin: webdriver.Chrome, example_site: ExampleSite, screenshot: Callable[[str], Path]
+) -> None:
+    stripe = example_site.stripe
+    usage = max(stripe.summary()["meter_totals"], key=lambda total: total["total"])
+    assert usage["total"] > 0
+    admin.get(
+        f"{example_site.url}/admin/billflow_usage/usageevent/customer/{usage['customer']}/usage/"
+    )
+    row = admin.find_element(By.CSS_SELECTOR, "#bfu-usage-totals tr[data-metric='api-calls']")
+    ledger = row.find_element(By.CSS_SELECTOR, ".bfu-ledger").text.split()[0]
+    in_stripe = row.find_element(By.CSS_SELECTOR, ".bfu-stripe").text.split()[0]
+    assert (ledger, in_stripe) == (str(usage["total"]), str(usage["total"]))
+    chart = admin.find_element(By.CSS_SELECTOR, "svg.bfu-daily-chart")
+    assert chart.is_displayed()
+    assert chart.size["height"] > 50
+    path = screenshot("customer-usage")
+    assert path.read_bytes().startswith(b"\x89PNG")
+
+    follow(admin, admin.find_element(By.LINK_TEXT, "See this customer's ledger rows"))
+    assert len(admin.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")) == usage["events"]
+
+
+def test_the_demo_s_reconciliation_report_is_listed(
+    admin: webdriver.Chrome, example_site: ExampleSite
+) -> None:
+    admin.get(f"{example_site.url}/admin/billflow_usage/syncreport/")
+    rows = admin.find_elements(By.CSS_SELECTOR, "#result_list tbody tr")
+    assert len(rows) == 1
+    assert "Dry run" in rows[0].find_element(By.CSS_SELECTOR, ".field-mode").text
