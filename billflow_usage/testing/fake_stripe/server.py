@@ -62,6 +62,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client died mid-request: Stripe never handles those
+            self.close_connection = True
+            return
         request = Request(self.command, self.path, self.headers, body)
         reply = self.server.dispatcher.dispatch(request)
         if reply is None:  # an outage or a dropped answer: hang up without a word
