@@ -31,7 +31,9 @@ def whole_number(value: Any, *, name: str = "value", minimum: int | None = None)
     elif isinstance(value, float | Decimal):
         finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
         if not finite:
-            raise InvalidUsage(f"{name} must be a finite whole number, got {value!r}.")
+            raise InvalidUsage(
+                f"{name} must be a finite whole number, got {value!r}; {WHOLE_NUMBER_HINT}."
+            )
         if value != int(value):
             raise InvalidUsage(
                 f"{name} must be a whole number, got {value!r} with a fractional part; "
@@ -71,7 +73,8 @@ def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
     """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead."""
     if not isinstance(value, datetime):
         raise InvalidUsage(
-            f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}."
+            f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}; "
+            "pass one such as django.utils.timezone.now(), or parse text into one first."
         )
     if timezone.is_naive(value):
         raise InvalidUsage(
