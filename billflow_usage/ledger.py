@@ -6,14 +6,16 @@ rolled-back request records nothing and a committed one keeps its usage.
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import IntegrityError, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from billflow_usage import validation
@@ -29,6 +31,9 @@ from billflow_usage.signals import usage_recorded
 logger = logging.getLogger("billflow_usage")
 
 TOO_OLD_CODE = "timestamp_too_far_in_past"
+#: Databases whose dialect has ``INSERT ... ON CONFLICT (column) DO NOTHING RETURNING``
+#: (SQLite from 3.35, which ``can_return_columns_from_insert`` tells).
+INSERT_RETURNING_VENDORS = ("postgresql", "sqlite")
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,8 @@ def record_usage(
     recorded, so retries are safe; the same identifier with other content raises
     :class:`~billflow_usage.exceptions.IdentifierConflict`.
     """
-    usage = Usage(metric, customer, value, timestamp, identifier, source)
-    event = _build_event(usage, now=timezone.now(), metric=None)
-    using = router.db_for_write(UsageEvent)
-    try:
-        with transaction.atomic(using=using):
-            event.save(force_insert=True, using=using)
-    except IntegrityError:
-        existing = UsageEvent.objects.using(using).filter(identifier=event.identifier).first()
-        if existing is None:
-            raise
-        _check_same_content(existing, event, timestamp_given=timestamp is not None)
-        return existing
-    usage_recorded.send(sender=UsageEvent, event=event)
-    if event.status == UsageEvent.Status.PENDING:
-        schedule_delivery(using=using, event_ids=[event.pk])
-    return event
+    event = build_event(Usage(metric, customer, value, timestamp, identifier, source))
+    return store_event(event, timestamp_given=timestamp is not None)
 
 
 def record_usage_bulk(
@@ -95,7 +86,7 @@ def record_usage_bulk(
             known = metrics.get(
                 usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
             )
-            event = _build_event(usage, now=now, metric=known)
+            event = build_event(usage, now=now, metric=known)
         except InvalidUsage as exc:
             raise type(exc)(f"usage #{index}: {exc}") from exc
         metrics[event.metric.key] = event.metric
@@ -142,8 +133,12 @@ def set_quantity(metric: Metric | str, customer: Any, quantity: Any) -> Subscrip
     return link
 
 
-def _build_event(usage: Usage, *, now: datetime, metric: Metric | None) -> UsageEvent:
-    """Validate one usage and return its unsaved ledger row."""
+def build_event(
+    usage: Usage, *, now: datetime | None = None, metric: Metric | None = None
+) -> UsageEvent:
+    """Validate one usage and return its unsaved ledger row (no query for a ``Metric`` and a
+    ``cus_...`` ID: trackers build their row before touching the database)."""
+    now = now or timezone.now()
     metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
     customer = resolve_customer(usage.customer)
     event = UsageEvent(
@@ -173,6 +168,91 @@ def _build_event(usage: Usage, *, now: datetime, metric: Metric | None) -> Usage
             "Usage %s recorded as failed: %s", event.identifier, event.last_error_message
         )
     return event
+
+
+def store_event(event: UsageEvent, *, timestamp_given: bool) -> UsageEvent:
+    """Add a row made by :func:`build_event` to the ledger and return it, or the row already
+    recorded under its identifier (raising IdentifierConflict if that one has other content).
+
+    One statement, no savepoint: a repeated identifier is not an error the database has to
+    recover from. A database error is raised: the transaction can't record the usage, so it
+    must not carry on as if it had.
+    """
+    using = router.db_for_write(UsageEvent)
+    stored = _insert_or_find(event, using)
+    if stored is not event:
+        _check_same_content(stored, event, timestamp_given)
+        return stored
+    usage_recorded.send(sender=UsageEvent, event=event)
+    if event.status == UsageEvent.Status.PENDING:
+        schedule_delivery(using=using, event_ids=[event.pk])
+    return event
+
+
+def _insert_or_find(event: UsageEvent, using: str) -> UsageEvent:
+    """Insert ``event`` (and return it), or return the row that already has its identifier.
+
+    PostgreSQL and SQLite do it in one ``INSERT ... ON CONFLICT (identifier) DO NOTHING
+    RETURNING id``: the id comes back only for a new row. Other databases insert in a
+    savepoint and catch the duplicate.
+    """
+    connection = connections[using]
+    rows = UsageEvent.objects.using(using)
+    if not (
+        connection.vendor in INSERT_RETURNING_VENDORS
+        and connection.features.can_return_columns_from_insert
+    ):
+        try:
+            with transaction.atomic(using=using):
+                event.save(force_insert=True, using=using)
+        except IntegrityError:
+            existing = rows.filter(identifier=event.identifier).first()
+            if existing is None:
+                raise
+            return existing
+        return event
+    with connection.cursor() as cursor:
+        cursor.execute(*_insert_statement(event, connection))
+        inserted = cursor.fetchone()
+    if inserted is None:
+        return rows.get(identifier=event.identifier)
+    event.pk = inserted[0]
+    event._state.adding = False
+    event._state.db = using
+    return event
+
+
+def _insert_statement(event: UsageEvent, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    fields = _insert_fields()
+    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
+    sql = _insert_sql.get(connection.vendor)
+    if sql is None:
+        sql = _insert_sql[connection.vendor] = _build_insert_sql(connection.ops.quote_name)
+    return sql, params
+
+
+@functools.cache
+def _insert_fields() -> list[models.Field[Any, Any]]:
+    return [field for field in UsageEvent._meta.concrete_fields if not field.primary_key]
+
+
+#: The INSERT of :func:`_insert_or_find` by database vendor, built once.
+_insert_sql: dict[str, str] = {}
+
+
+def _build_insert_sql(quote: Callable[[str], str]) -> str:
+    meta = UsageEvent._meta
+
+    def column(field: models.Field[Any, Any]) -> str:
+        return quote(cast(str, field.column))  # set on every concrete field
+
+    fields = _insert_fields()
+    return (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(column(f) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({column(meta.get_field('identifier'))}) DO NOTHING "
+        f"RETURNING {column(meta.pk)}"
+    )
 
 
 def _attach_source(event: UsageEvent, source: models.Model) -> None:

@@ -1,16 +1,15 @@
-"""What every tracker shares: the change it reacts to, its declaration, and the savepoint that
-keeps a failing tracker from breaking the host's save."""
+"""What every tracker shares: the change it reacts to and its declaration."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
 from django.apps import apps
-from django.db import models, router, transaction
+from django.db import models, router
 
 from billflow_usage.models import Metric
 from billflow_usage.tracking.metric_cache import tracked_metric
@@ -42,19 +41,6 @@ class Change:
         return self.action == CREATE
 
 
-def guarded(using: str, work: Callable[[], None], on_error: Callable[[Exception], None]) -> None:
-    """Run a tracker's work in a savepoint, and hand whatever it raises to ``on_error``.
-
-    Rolling back to the savepoint undoes only the tracker's own writes, and on PostgreSQL
-    keeps a failed statement from aborting the host's whole transaction.
-    """
-    try:
-        with transaction.atomic(using=using):
-            work()
-    except Exception as exc:
-        on_error(exc)
-
-
 def model_label(model: object) -> str | None:
     """``app_label.modelname`` of a model class or model string; None for anything else."""
     if isinstance(model, type) and issubclass(model, models.Model):
@@ -80,7 +66,7 @@ class Tracker(abc.ABC):
     """A declaration that turns saves and deletes of one model into billing for one metric."""
 
     kind: ClassVar[Metric.Kind]
-    #: Where the tracker writes, which decides the database of its savepoints.
+    #: Where the tracker writes, which decides the database it guards (see ``guarded``).
     ledger_model: ClassVar[type[models.Model]]
     #: The public function that declares this kind of tracker (for messages).
     declared_with: ClassVar[str]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -16,11 +16,12 @@ from django.db.models import Q, Sum
 from billflow_usage import validation
 from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import resolve_customer
-from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
 from billflow_usage.identifiers import new_identifier
-from billflow_usage.ledger import Usage, record_usage, record_usage_bulk
+from billflow_usage.ledger import Usage, build_event, record_usage, record_usage_bulk, store_event
 from billflow_usage.models import Metric, UsageEvent
-from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker, guarded
+from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker
+from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.identifiers import tracker_identifier
 from billflow_usage.tracking.resolvers import Resolver
 from billflow_usage.tracking.snapshots import saved_value
@@ -145,18 +146,18 @@ class MeteredTracker(Tracker):
         return field
 
     def handle(self, change: Change) -> None:
-        if change.action == DELETE and self.reverse_on_delete:
-            work = self._reverse
-        elif change.action in self.actions:
-            work = self._record
-        else:
+        reverse = change.action == DELETE and self.reverse_on_delete
+        if not reverse and change.action not in self.actions:
             return
         attempt = _Attempt()
-        guarded(
-            self.db,
-            lambda: work(change, attempt),
-            lambda exc: self._keep_failure(change, attempt, exc),
-        )
+
+        def keep(exc: Exception) -> None:
+            self._keep_failure(change, attempt, exc)
+
+        if reverse:
+            guarded(self.db, lambda: self._reverse(change, attempt), keep)
+        else:
+            self._record(change, attempt, keep)
 
     def usage_for(self, change: Change, attempt: _Attempt | None = None) -> Usage | None:
         """What to record for ``change``, or None when there is nothing to record.
@@ -188,17 +189,25 @@ class MeteredTracker(Tracker):
         timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
         return Usage(metric, customer, value, timestamp, identifier, instance)
 
-    def _record(self, change: Change, attempt: _Attempt) -> None:
+    def _record(self, change: Change, attempt: _Attempt, keep: Callable[[Exception], None]) -> None:
+        """Resolve and validate (guarded, and without SQL for resolvers that only read the
+        instance, so without a savepoint), then write the row with one unguarded INSERT.
+
+        A repeated identifier makes the INSERT a no-op (with other content, a failed row), and
+        a database error there means the host's transaction can't record the usage: raising
+        it fails the host's save rather than losing the unit.
+        """
+        prepared = guarded(self.db, lambda: self._prepare(change, attempt), keep)
+        if prepared is not None:
+            usage, event = prepared
+            try:
+                store_event(event, timestamp_given=usage.timestamp is not None)
+            except IdentifierConflict as exc:
+                keep(exc)
+
+    def _prepare(self, change: Change, attempt: _Attempt) -> tuple[Usage, UsageEvent] | None:
         usage = self.usage_for(change, attempt)
-        if usage is not None:
-            record_usage(
-                usage.metric,
-                usage.customer,
-                usage.value,
-                timestamp=usage.timestamp,
-                identifier=usage.identifier,
-                source=usage.source,
-            )
+        return None if usage is None else (usage, build_event(usage))
 
     def _value(self, change: Change) -> Any:
         if self.delta is None:

@@ -22,7 +22,8 @@ from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import ResolvedCustomer, resolve_customer
 from billflow_usage.ledger import set_quantity
 from billflow_usage.models import Metric, SubscriptionItemLink
-from billflow_usage.tracking.base import UPDATE, Change, Tracker, guarded
+from billflow_usage.tracking.base import UPDATE, Change, Tracker
+from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.resolvers import Resolver
 from billflow_usage.tracking.snapshots import as_loaded
 

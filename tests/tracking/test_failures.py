@@ -3,9 +3,10 @@
 import logging
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+import billflow_usage
 from billflow_usage.models import UsageEvent
 from billflow_usage.tracking.identifiers import tracker_identifier
 from tests.factories import OrderFactory, WorkspaceFactory
@@ -116,3 +117,37 @@ def test_a_failed_row_is_rolled_back_with_the_host(tracker_registry, orders, wor
     rolled_back(lambda: Order.objects.create(workspace=workspace))
 
     assert ledger() == []
+
+
+def test_a_database_error_writing_the_ledger_fails_the_host_save(tracker_registry, orders):
+    """The ledger INSERT runs unguarded: if the database refuses it, the save fails with it
+    rather than committing an order whose usage is lost."""
+    tracker_registry.track(Order, metric="orders", customer=workspace_customer)
+    workspace = WorkspaceFactory()
+    with connection.cursor() as cursor:  # undone with the test's transaction
+        cursor.execute(f'ALTER TABLE "{UsageEvent._meta.db_table}" RENAME TO "bfu_ledger_away"')
+
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Order.objects.create(workspace=workspace)
+
+    assert not Order.objects.exists()
+
+
+def test_a_repeated_identifier_is_a_no_op(tracker_registry, orders, workspace):
+    """The order's own idempotency key was recorded already, by hand: the tracker's INSERT
+    finds it taken and records nothing, without a savepoint or an error."""
+    tracker_registry.track(
+        Order,
+        metric="orders",
+        customer=workspace_customer,
+        identifier=lambda order: f"order-{order.quantity}",
+        timestamp=lambda order: None,
+    )
+    recorded = billflow_usage.record_usage(
+        "orders", workspace.stripe_customer_id, identifier="order-7"
+    )
+
+    order = Order.objects.create(workspace=workspace, quantity=7)
+
+    assert Order.objects.filter(pk=order.pk).exists()
+    assert ledger() == [recorded]
