@@ -22,6 +22,8 @@ DELIVERY_MODES = ("on_commit", "worker", "celery")
 PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
 STRIPE_BACKEND = "billflow_usage.backends.stripe.StripeBackend"
 STRIPE_SEAT_UPDATES_PER_HOUR = 200
+#: One sending thread per request in flight; past this, threads cost more than they hide.
+MAX_DELIVERY_CONCURRENCY = 64
 
 
 def _positive_number(value: Any) -> bool:
@@ -53,6 +55,10 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "STRIPE_ACCOUNT": (_optional_prefixed("acct_"), "a connected account ID 'acct_...' or None"),
     "ON_COMMIT_TIMEOUT": (_positive_number, "a number of seconds greater than 0"),
     "BATCH_SIZE": (_positive_int, "a whole number greater than 0"),
+    "DELIVERY_CONCURRENCY": (
+        lambda v: _positive_int(v) and v <= MAX_DELIVERY_CONCURRENCY,
+        f"a whole number of parallel Stripe requests from 1 to {MAX_DELIVERY_CONCURRENCY}",
+    ),
     "CLAIM_LEASE": (_positive_number, "a number of seconds greater than 0"),
     "AGGREGATION_WINDOW": (_non_negative_number, "a number of seconds, 0 to turn it off"),
     "MAX_ATTEMPTS": (_positive_int, "a whole number greater than 0"),

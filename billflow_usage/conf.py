@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "ON_COMMIT_TIMEOUT": 2.0,
     # Events claimed per worker batch.
     "BATCH_SIZE": 500,
+    # Stripe requests one worker keeps in flight at once: v2 stream requests of 100 events,
+    # or in v1/legacy that many customers x meters, each still one request at a time.
+    "DELIVERY_CONCURRENCY": 8,
     # Seconds a worker's claim is held before another worker may redo it.
     "CLAIM_LEASE": 300,
     # Sum meters: pending events of one customer and metric within this many seconds become

@@ -141,6 +141,14 @@ class Result:
 class BaseBackend(abc.ABC):
     """A sink for usage. One instance may serve many batches; ``close()`` releases it."""
 
+    #: The sink takes one call at a time per customer and meter (Stripe's v1 meter events):
+    #: workers then never hold events of the same customer and meter at once. Sinks without
+    #: such a rule set it False, so workers claim freely and in parallel.
+    one_call_per_customer_meter: bool = True
+    #: The sink needs :attr:`MeterEvent.subscription_item_id` (legacy usage records); it is
+    #: looked up for each batch only when this is True.
+    needs_subscription_items: bool = True
+
     def __init__(self, **options: Any) -> None:
         self.options = options
 

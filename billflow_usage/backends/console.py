@@ -18,6 +18,9 @@ from billflow_usage.backends.base import (
 
 
 class ConsoleBackend(BaseBackend):
+    one_call_per_customer_meter = False
+    needs_subscription_items = False
+
     def __init__(self, stream: TextIO | None = None, **options: Any) -> None:
         super().__init__(**options)
         self.stream = stream or sys.stdout

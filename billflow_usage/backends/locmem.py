@@ -26,6 +26,9 @@ _lock = threading.Lock()
 
 
 class LocMemBackend(BaseBackend):
+    one_call_per_customer_meter = False
+    needs_subscription_items = False
+
     def send_meter_events(self, events: Sequence[MeterEvent]) -> list[Result]:
         with _lock:
             outbox.extend(events)

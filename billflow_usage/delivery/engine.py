@@ -13,7 +13,7 @@ from django.utils import timezone
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend
 from billflow_usage.conf import billflow_settings
-from billflow_usage.delivery import aggregation, claim, marking, sending
+from billflow_usage.delivery import claim, marking, sending
 from billflow_usage.delivery.seats import push_due_seats
 from billflow_usage.delivery.stats import DeliveryStats
 from billflow_usage.models import UsageEvent
@@ -32,11 +32,11 @@ def deliver_pending(
 ) -> DeliveryStats:
     """Deliver due usage events and seat quantities, batch after batch, until none is due.
 
-    ``max_batches`` and ``time_limit`` (seconds, looked at between chunks of 100) bound the
-    run; ``event_ids`` / ``link_ids`` restrict it to those rows (an empty collection means
-    none of that kind). Never call it inside a transaction that recorded usage: claims must
-    commit before anything is sent. Without ``backend`` the configured one is built and
-    closed afterwards.
+    ``max_batches`` and ``time_limit`` (seconds, looked at between rounds of
+    ``DELIVERY_CONCURRENCY`` requests) bound the run; ``event_ids`` / ``link_ids`` restrict
+    it to those rows (an empty collection means none of that kind). Never call it inside a
+    transaction that recorded usage: claims must commit before anything is sent. Without
+    ``backend`` the configured one is built and closed afterwards.
     """
     own_backend = backend is None
     sink = backend or get_backend()
@@ -95,26 +95,24 @@ def _deliver_events(
     deadline: float | None,
     event_ids: Collection[int] | None,
 ) -> DeliveryStats:
-    window = billflow_settings.AGGREGATION_WINDOW
     held = claim.claim_events(
         using=using,
         now=timezone.now(),
         batch_size=batch_size,
         lease=billflow_settings.CLAIM_LEASE,
-        aggregation_window=window,
+        exclusive=backend.one_call_per_customer_meter,
+        aggregation_window=billflow_settings.AGGREGATION_WINDOW,
         event_ids=event_ids,
     )
     stats = DeliveryStats(claimed=len(held.events))
     if not held.events:
         return stats
-    if window > 0:
-        aggregation.form_groups(held, window=window, using=using)
-    items, decided = sending.plan(held, using=using)
+    items, decided = sending.plan(
+        held, using=using, subscription_items=backend.needs_subscription_items
+    )
     sent, unsent = sending.send(items, backend, deadline=deadline)
     if unsent:
-        stats.released = claim.release(
-            using=using, token=held.token, ids=[event.pk for event in unsent]
-        )
+        stats.released = claim.release(using=using, token=held.token, ids=[e.pk for e in unsent])
     marked = marking.mark([*decided, *sent], token=held.token, using=using, backend=backend)
     stats.delivered = len(marked.delivered)
     stats.retried = len(marked.retried)

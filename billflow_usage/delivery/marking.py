@@ -1,8 +1,10 @@
 """Writing results back to the ledger, only on rows the claim still holds.
 
-Everything for one batch is written in one transaction; the ``usage_delivered`` and
-``delivery_failed`` signals go out after it committed (outside any transaction the caller
-opened, they run once the caller's block ends).
+Everything for one batch is written in one transaction, with one UPDATE per distinct set of
+values (a batch that went well is one UPDATE), without reading the rows first. The
+``usage_delivered`` and ``delivery_failed`` signals go out after it committed (outside any
+transaction the caller opened, they run once the caller's block ends), with the rows as
+marked, read back only when a receiver is connected.
 """
 
 from __future__ import annotations
@@ -10,130 +12,165 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, QuerySet
+from django.dispatch import Signal
 from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, Outcome, Result
 from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery.arrays import one_of
+from billflow_usage.delivery.claimed import ClaimedEvent
 from billflow_usage.delivery.retry import backoff
 from billflow_usage.models import DeliveryGroup, UsageEvent
 from billflow_usage.signals import delivery_failed, usage_delivered
 
 logger = logging.getLogger("billflow_usage")
 
-#: What marking writes besides ``attempts`` (always +1) and the cleared claim.
-WRITTEN = ("status", "next_attempt_at", "last_error_code", "last_error_message", "sent_at")
+
+class Written(NamedTuple):
+    """What marking writes on a row besides ``attempts`` (always +1) and the cleared claim."""
+
+    status: str
+    #: Only a retry moves it.
+    next_attempt_at: datetime | None
+    last_error_code: str
+    last_error_message: str
+    sent_at: datetime | None
+
+    def columns(self) -> dict[str, object]:
+        """The UPDATE's values."""
+        values = self._asdict()
+        if self.next_attempt_at is None:
+            del values["next_attempt_at"]
+        return values
+
+
+Outcomes = Sequence[tuple[Sequence[ClaimedEvent], Result]]
+Writes = dict[Written, list[int]]
 
 
 @dataclass
 class Marked:
-    """Rows as written, by outcome, for the stats and the signals."""
+    """Primary keys of the rows written, by outcome, for the stats."""
 
-    delivered: list[UsageEvent] = field(default_factory=list)
-    retried: list[UsageEvent] = field(default_factory=list)
-    failed: list[UsageEvent] = field(default_factory=list)
+    delivered: list[int] = field(default_factory=list)
+    retried: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
 
-
-def mark(
-    outcomes: Sequence[tuple[Sequence[UsageEvent], Result]],
-    *,
-    token: uuid.UUID,
-    using: str,
-    backend: BaseBackend,
-) -> Marked:
-    """Apply each result to its events (one Stripe event may stand for a group of rows)."""
-    marked = Marked()
-    if not outcomes:
+    @classmethod
+    def of(cls, writes: Writes) -> Marked:
+        marked = cls()
+        for written, pks in writes.items():
+            if written.status == UsageEvent.Status.SENT:
+                marked.delivered.extend(pks)
+            elif written.status == UsageEvent.Status.FAILED:
+                marked.failed.extend(pks)
+            else:
+                marked.retried.extend(pks)
         return marked
+
+
+def mark(outcomes: Outcomes, *, token: uuid.UUID, using: str, backend: BaseBackend) -> Marked:
+    """Apply each result to its events (one Stripe event may stand for a group of rows).
+
+    Optimistic: every row is written where the claim's token still holds it. Only when some
+    rows were not (their lease ran out and another claim took them over, or they were
+    cancelled) is that rolled back and redone on the rows still held, locked first.
+    """
+    if not outcomes:
+        return Marked()
     now = timezone.now()
-    ids = [event.pk for events, _ in outcomes for event in events]
+    ids = {event.pk for events, _ in outcomes for event in events}
+    writes, groups = _writes(outcomes, ids, now)
     with transaction.atomic(using=using):
-        owned = UsageEvent.objects.using(using).select_for_update().filter(claim_token=token)
-        rows = owned.in_bulk(ids)
-        changed: list[UsageEvent] = []
-        groups: dict[int, str] = {}
-        delays: dict[tuple[int, float | None], timedelta] = {}
-        for events, result in outcomes:
-            for event in events:
-                row = rows.get(event.pk)
-                if row is None:
-                    continue  # the lease ran out and another claim took the row over
-                row.metric, row.group = event.metric, event.group
-                _apply(row, result, now, marked, delays)
-                changed.append(row)
-                if row.group_id is not None:
-                    groups[row.group_id] = _group_status(row)
-        _write(changed, using)
-        _mark_groups(groups, now, using)
-    _send_signals(marked, backend)
-    return marked
+        complete = _apply(writes, groups, token, now, using) == len(ids)
+        if not complete:
+            transaction.set_rollback(True, using=using)
+    if not complete:
+        with transaction.atomic(using=using):
+            held = set(_held(ids, token, using).select_for_update().values_list("pk", flat=True))
+            writes, groups = _writes(outcomes, held, now)
+            _apply(writes, groups, token, now, using)
+    _send_signals(writes, type(backend), using)
+    return Marked.of(writes)
+
+
+def _held(ids: Collection[int], token: uuid.UUID, using: str) -> QuerySet[UsageEvent]:
+    """Rows the claim still holds."""
+    return UsageEvent.objects.using(using).filter(
+        one_of("pk", ids, using), claim_token=token, status=UsageEvent.Status.PENDING
+    )
 
 
 def _apply(
-    row: UsageEvent,
-    result: Result,
-    now: datetime,
-    marked: Marked,
-    delays: dict[tuple[int, float | None], timedelta],
-) -> None:
-    row.attempts += 1
-    row.claimed_until = None
-    row.claim_token = None
-    if result.outcome == Outcome.DELIVERED:
-        row.status = UsageEvent.Status.SENT
-        row.sent_at = now
-        row.last_error_code = row.last_error_message = ""
-        marked.delivered.append(row)
-        return
-    row.last_error_code = result.code[:100]
-    row.last_error_message = result.message
-    if result.outcome == Outcome.RETRY and row.attempts < billflow_settings.MAX_ATTEMPTS:
-        # One jittered delay per attempt count in a batch: rows that failed together retry
-        # together (one claim, one request in v2), while other workers' rows spread out.
-        key = (row.attempts, result.retry_after)
-        if key not in delays:
-            delays[key] = backoff(
-                row.attempts,
-                base=billflow_settings.RETRY_BASE_DELAY,
-                cap=billflow_settings.RETRY_MAX_DELAY,
-                retry_after=result.retry_after,
-            )
-        row.next_attempt_at = now + delays[key]
-        marked.retried.append(row)
-        return
-    if result.outcome == Outcome.RETRY:
-        row.last_error_message = (
-            f"Gave up after {row.attempts} attempts (MAX_ATTEMPTS); the last error was: "
-            f"{result.message}"
-        )
-    row.status = UsageEvent.Status.FAILED
-    marked.failed.append(row)
-
-
-def _write(rows: list[UsageEvent], using: str) -> None:
-    """One UPDATE per distinct set of values (rows are locked by this transaction); much
-    cheaper than ``bulk_update``'s per-row CASE expressions."""
-    alike: defaultdict[tuple[object, ...], list[int]] = defaultdict(list)
-    for row in rows:
-        alike[tuple(getattr(row, name) for name in WRITTEN)].append(row.pk)
-    for values, ids in alike.items():
-        UsageEvent.objects.using(using).filter(pk__in=ids).update(
-            **dict(zip(WRITTEN, values, strict=True)),
+    writes: Writes, groups: dict[int, str], token: uuid.UUID, now: datetime, using: str
+) -> int:
+    """One UPDATE per distinct set of values, on rows still held; how many were written."""
+    written = 0
+    for values, pks in writes.items():
+        written += _held(pks, token, using).update(
+            **values.columns(),
             attempts=F("attempts") + 1,
             claimed_until=None,
             claim_token=None,
         )
+    _mark_groups(groups, now, using)
+    return written
 
 
-def _group_status(row: UsageEvent) -> str:
-    if row.status == UsageEvent.Status.SENT:
+def _writes(outcomes: Outcomes, held: set[int], now: datetime) -> tuple[Writes, dict[int, str]]:
+    """The rows to write for each distinct set of values, and the new status of each group."""
+    writes: defaultdict[Written, list[int]] = defaultdict(list)
+    groups: dict[int, str] = {}
+    delays: dict[tuple[int, float | None], timedelta] = {}
+    for events, result in outcomes:
+        for event in events:
+            if event.pk in held:
+                written = _written(event, result, now, delays)
+                writes[written].append(event.pk)
+                if event.group_id is not None:
+                    groups[event.group_id] = _group_status(written.status)
+    return writes, groups
+
+
+def _written(
+    event: ClaimedEvent,
+    result: Result,
+    now: datetime,
+    delays: dict[tuple[int, float | None], timedelta],
+) -> Written:
+    attempts = event.attempts + 1
+    if result.outcome == Outcome.DELIVERED:
+        return Written(UsageEvent.Status.SENT, None, "", "", now)
+    code = result.code[:100]
+    if result.outcome == Outcome.RETRY and attempts < billflow_settings.MAX_ATTEMPTS:
+        # One jittered delay per attempt count in a batch: rows that failed together retry
+        # together (one claim, one request in v2), while other workers' rows spread out.
+        key = (attempts, result.retry_after)
+        if key not in delays:
+            delays[key] = backoff(
+                attempts,
+                base=billflow_settings.RETRY_BASE_DELAY,
+                cap=billflow_settings.RETRY_MAX_DELAY,
+                retry_after=result.retry_after,
+            )
+        return Written(UsageEvent.Status.PENDING, now + delays[key], code, result.message, None)
+    message = result.message
+    if result.outcome == Outcome.RETRY:
+        message = f"Gave up after {attempts} attempts (MAX_ATTEMPTS); the last error was: {message}"
+    return Written(UsageEvent.Status.FAILED, None, code, message, None)
+
+
+def _group_status(status: str) -> str:
+    if status == UsageEvent.Status.SENT:
         return DeliveryGroup.Status.SENT
-    if row.status == UsageEvent.Status.FAILED:
+    if status == UsageEvent.Status.FAILED:
         return DeliveryGroup.Status.FAILED
     return DeliveryGroup.Status.PENDING
 
@@ -149,13 +186,23 @@ def _mark_groups(groups: dict[int, str], now: datetime, using: str) -> None:
         ).update(status=status, sent_at=sent_at)
 
 
-def _send_signals(marked: Marked, backend: BaseBackend) -> None:
-    sender = type(backend)
-    if marked.delivered:
-        usage_delivered.send(sender=sender, events=marked.delivered)
-    failures: defaultdict[tuple[str, str], list[UsageEvent]] = defaultdict(list)
-    for row in marked.failed:
-        failures[(row.last_error_code, row.last_error_message)].append(row)
-    for (code, message), events in failures.items():
-        logger.warning("%d usage event(s) failed permanently (%s): %s", len(events), code, message)
-        delivery_failed.send(sender=sender, events=events, code=code, message=message)
+def _send_signals(writes: Writes, sender: type, using: str) -> None:
+    delivered = [
+        pk for w, pks in writes.items() if w.status == UsageEvent.Status.SENT for pk in pks
+    ]
+    _send(usage_delivered, sender, delivered, using)
+    failures: defaultdict[tuple[str, str], list[int]] = defaultdict(list)
+    for written, pks in writes.items():
+        if written.status == UsageEvent.Status.FAILED:
+            failures[(written.last_error_code, written.last_error_message)].extend(pks)
+    for (code, message), pks in failures.items():
+        logger.warning("%d usage event(s) failed permanently (%s): %s", len(pks), code, message)
+        _send(delivery_failed, sender, pks, using, code=code, message=message)
+
+
+def _send(signal: Signal, sender: type, pks: list[int], using: str, **kwargs: str) -> None:
+    """Send ``signal`` with the rows as marked, when anyone listens."""
+    if pks and signal.has_listeners(sender):
+        events = UsageEvent.objects.using(using).filter(one_of("pk", pks, using))
+        rows = list(events.select_related("metric", "group").order_by("pk"))
+        signal.send(sender=sender, events=rows, **kwargs)

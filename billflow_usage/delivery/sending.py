@@ -1,7 +1,8 @@
 """Turning claimed rows into what the backend sends, and sending it outside any transaction.
 
 One Stripe event stands either for one row (sent under the row's identifier) or for a
-delivery group (sent under the group's stored identifier and value).
+delivery group (sent under the group's stored identifier and value). The backend gets a round
+of ``DELIVERY_CONCURRENCY`` requests' worth of events at a time, to send in parallel.
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from datetime import datetime
 from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Result
-from billflow_usage.delivery.claim import Claim
-from billflow_usage.models import DeliveryGroup, SubscriptionItemLink, UsageEvent
+from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery.arrays import one_of
+from billflow_usage.delivery.claimed import Claim, ClaimedEvent
+from billflow_usage.models import DeliveryGroup, Metric, SubscriptionItemLink
 from billflow_usage.validation import STRIPE_HISTORY
 
 logger = logging.getLogger("billflow_usage")
 
-#: Items handed to the backend at once: a full v2 request, and how often the time limit is
-#: looked at.
+#: Events per request in a round (a full v2 stream request); the time limit is looked at
+#: between rounds.
 CHUNK = 100
 #: Stripe's error-report code for events older than its 35-day window.
 TOO_OLD_CODE = "timestamp_too_far_in_past"
 
-Outcomes = list[tuple[Sequence[UsageEvent], Result]]
+Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]
 
 
 @dataclass
@@ -35,41 +38,48 @@ class Item:
     """One Stripe event and the ledger rows it stands for."""
 
     event: MeterEvent
-    members: list[UsageEvent]
+    members: list[ClaimedEvent]
 
 
-def plan(claim: Claim, *, using: str) -> tuple[list[Item], Outcomes]:
+def plan(
+    claim: Claim, *, using: str, subscription_items: bool = True
+) -> tuple[list[Item], Outcomes]:
     """The items to send, and the outcomes known without sending (group already accepted,
-    too old for Stripe)."""
+    too old for Stripe). ``subscription_items``: fill in each customer's stored item."""
     now = timezone.now()
     items: dict[str, Item] = {}
     decided: Outcomes = []
     for event in claim.events:
-        group = event.group
+        group = None if event.group_id is None else claim.groups[event.group_id]
         if group is not None and group.status == DeliveryGroup.Status.SENT:
             decided.append(([event], Result(group.identifier, Outcome.DELIVERED)))
         elif (key := group.identifier if group else event.identifier) in items:
             items[key].members.append(event)
         else:
-            items[key] = Item(_meter_event(event, group), [event])
+            metric = claim.metrics[event.metric_id]
+            items[key] = Item(_meter_event(event, metric, group), [event])
     sendable = []
     for item in items.values():
         if item.event.timestamp < now - STRIPE_HISTORY:
             decided.append((item.members, _too_old(item.event, now)))
         else:
             sendable.append(item)
-    return _with_subscription_items(sendable, using), decided
+    if subscription_items:
+        _add_subscription_items(sendable, using)
+    return sendable, decided
 
 
 def send(
     items: Sequence[Item], backend: BaseBackend, *, deadline: float | None
-) -> tuple[Outcomes, list[UsageEvent]]:
-    """Send in chunks; return the outcomes and the rows left unsent when time ran out."""
+) -> tuple[Outcomes, list[ClaimedEvent]]:
+    """Send round after round; return the outcomes and the rows left unsent when time ran
+    out."""
     outcomes: Outcomes = []
-    for start in range(0, len(items), CHUNK):
+    size = CHUNK * billflow_settings.DELIVERY_CONCURRENCY
+    for start in range(0, len(items), size):
         if deadline is not None and time.monotonic() >= deadline:
             return outcomes, [event for item in items[start:] for event in item.members]
-        chunk = items[start : start + CHUNK]
+        chunk = items[start : start + size]
         by_key = {result.key: result for result in _call(backend, [i.event for i in chunk])}
         for item in chunk:
             result = by_key.get(item.event.identifier) or Result(
@@ -92,11 +102,11 @@ def _call(backend: BaseBackend, events: list[MeterEvent]) -> list[Result]:
         return [Result(e.identifier, Outcome.RETRY, "backend_error", message) for e in events]
 
 
-def _meter_event(event: UsageEvent, group: DeliveryGroup | None) -> MeterEvent:
+def _meter_event(event: ClaimedEvent, metric: Metric, group: DeliveryGroup | None) -> MeterEvent:
     source = group or event
     return MeterEvent(
         identifier=source.identifier,
-        event_name=event.metric.event_name or event.metric.key,
+        event_name=metric.event_name or metric.key,
         customer_id=source.customer_id,
         value=source.value,
         timestamp=source.occurred_at,
@@ -115,16 +125,16 @@ def _too_old(event: MeterEvent, now: datetime) -> Result:
     )
 
 
-def _with_subscription_items(items: list[Item], using: str) -> list[Item]:
+def _add_subscription_items(items: list[Item], using: str) -> None:
     """Fill in each customer's stored subscription item (legacy usage records need it)."""
     if not items:
-        return items
+        return
     firsts = [item.members[0] for item in items]
     rows = (
         SubscriptionItemLink.objects.using(using)
         .filter(
+            one_of("customer_id", {e.customer_id for e in firsts}, using),
             active=True,
-            customer_id__in={e.customer_id for e in firsts},
             metric_id__in={e.metric_id for e in firsts},
         )
         .exclude(stripe_subscription_item_id="")
@@ -134,4 +144,3 @@ def _with_subscription_items(items: list[Item], using: str) -> list[Item]:
     for item, first in zip(items, firsts, strict=True):
         item_id = found.get((first.customer_id, first.metric_id), "")
         item.event = replace(item.event, subscription_item_id=item_id)
-    return items

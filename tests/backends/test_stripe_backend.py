@@ -34,6 +34,24 @@ def test_it_is_the_default_backend_and_reads_its_settings(
     assert repr(backend) == "<StripeBackend meter_api='v2'>"
 
 
+@pytest.mark.parametrize(
+    ("meter_api", "one_call", "items"),
+    [("v1", True, False), ("v2", False, False), ("legacy", True, True)],
+)
+def test_what_each_mode_asks_of_the_delivery_engine(
+    fake_stripe: FakeStripe, settings: Any, meter_api: str, one_call: bool, items: bool
+) -> None:
+    settings.BILLFLOW_USAGE = {**settings.BILLFLOW_USAGE, "DELIVERY_CONCURRENCY": 3}
+
+    backend = StripeBackend(meter_api=meter_api)
+
+    # Only the v2 stream lets workers hold one customer's events at once.
+    assert backend.one_call_per_customer_meter is one_call
+    assert backend.needs_subscription_items is items
+    assert backend.max_concurrency == 3
+    assert StripeBackend(meter_api=meter_api, max_concurrency=5).max_concurrency == 5
+
+
 def test_without_its_own_key_it_uses_dj_stripes(
     fake_stripe: FakeStripe, settings: Any, customer: str, meter: str
 ) -> None:

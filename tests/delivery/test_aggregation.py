@@ -10,7 +10,7 @@ from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.delivery import deliver_pending
-from billflow_usage.delivery.aggregation import form_groups, group_identifier
+from billflow_usage.delivery.aggregation import group_identifier
 from billflow_usage.delivery.claim import claim_events
 from billflow_usage.models import DeliveryGroup, Metric, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
@@ -51,7 +51,8 @@ def test_one_window_becomes_one_stripe_event(
     assert deliver_pending().delivered == 3
 
     group = DeliveryGroup.objects.get()
-    assert (group.value, group.status, group.identifier) == (6, "sent", group_identifier(events))
+    identifier = group_identifier(e.identifier for e in events)
+    assert (group.value, group.status, group.identifier) == (6, "sent", identifier)
     assert group.occurred_at == max(e.occurred_at for e in events)
     [sent] = fake_stripe.meter_events("api_calls", customer)
     assert (sent["identifier"], sent["value"]) == (group.identifier, 6)
@@ -100,7 +101,7 @@ def test_a_crash_after_grouping_resends_the_same_group_once(
     claim = claim_events(
         using="default", now=timezone.now(), batch_size=10, lease=300, aggregation_window=WINDOW
     )
-    [group] = form_groups(claim, window=WINDOW, using="default")
+    [group] = claim.groups.values()
     # The worker dies here: the group is stored, nothing was sent.
     expire_claims()
     record(customer, [100], in_closed_window())  # later usage in the same window
@@ -127,3 +128,38 @@ def test_a_lost_answer_for_a_group_is_resent_under_its_identifier(
     assert DeliveryGroup.objects.count() == 1
     assert fake_stripe.meter_event_total("api_calls", customer) == 5
     assert fake_stripe.duplicate_identifier_rejections == 1
+
+
+def test_a_claim_takes_whole_backlogs_so_each_window_is_one_event(
+    fake_stripe: FakeStripe, api_calls: Metric
+) -> None:
+    customers = [str(fake_stripe.create_customer()["id"]) for _ in range(3)]
+    at = in_closed_window()
+    for n in range(5):  # interleaved, as usage arrives
+        for customer in customers:
+            record(customer, [n + 1], at)
+
+    # A batch of 7 holds one customer's 5 events, never a part of another's.
+    claim = claim_events(
+        using="default", now=timezone.now(), batch_size=7, lease=300, aggregation_window=WINDOW
+    )
+    assert len({e.customer_id for e in claim.events}) == 1
+    assert len(claim.events) == 5
+    expire_claims()
+
+    assert deliver_pending(batch_size=7).delivered == 15
+
+    for customer in customers:
+        [sent] = fake_stripe.meter_events("api_calls", customer)
+        assert sent["value"] == 15
+
+
+def test_a_backlog_larger_than_a_batch_is_split(
+    fake_stripe: FakeStripe, api_calls: Metric, customer: str
+) -> None:
+    record(customer, [1] * 10, in_closed_window())
+
+    assert deliver_pending(batch_size=4).delivered == 10
+
+    assert [e["value"] for e in fake_stripe.meter_events("api_calls", customer)] == [4, 4, 2]
+    assert DeliveryGroup.objects.count() == 3

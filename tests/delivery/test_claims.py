@@ -3,14 +3,18 @@ late worker can't overwrite the redo, and a time limit gives unsent events back.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.backends.base import Outcome, Result
+from billflow_usage.backends.locmem import LocMemBackend
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.delivery.claim import claim_events
+from billflow_usage.delivery.claimed import Claim
 from billflow_usage.delivery.marking import mark
 from billflow_usage.delivery.sending import plan, send
 from billflow_usage.models import Metric, UsageEvent
@@ -25,21 +29,21 @@ def v1(configure: Configure) -> None:
     configure(METER_API="v1", CLAIM_LEASE=300)
 
 
-def claim_all() -> list[UsageEvent]:
-    claim = claim_events(using="default", now=timezone.now(), batch_size=100, lease=300)
-    return claim.events
+def claim_all() -> Claim:
+    return claim_events(using="default", now=timezone.now(), batch_size=100, lease=300)
 
 
 def test_a_claim_is_committed_with_a_lease_and_a_token(api_calls: Metric, customer: str) -> None:
-    billflow_usage.record_usage("api_calls", customer, 1)
+    event = billflow_usage.record_usage("api_calls", customer, 1)
 
-    [event] = claim_all()
+    claim = claim_all()
 
+    assert [e.pk for e in claim.events] == [event.pk]
     stored = UsageEvent.objects.get()
-    assert stored.claim_token == event.claim_token is not None
+    assert stored.claim_token == claim.token
     assert stored.claimed_until is not None
     assert stored.claimed_until > timezone.now()
-    assert claim_all() == []  # held: nobody else gets it
+    assert claim_all().events == []  # held: nobody else gets it
     assert deliver_pending().claimed == 0
 
 
@@ -106,3 +110,23 @@ def test_max_batches_and_batch_size_bound_a_run(
 
     assert (stats.batches, stats.delivered) == (2, 4)
     assert deliver_pending(batch_size=2).delivered == 1
+
+
+def test_rows_taken_over_by_another_claim_are_left_to_it(
+    fake_stripe: FakeStripe, api_calls: Metric, customer: str
+) -> None:
+    other = str(fake_stripe.create_customer()["id"])
+    billflow_usage.record_usage("api_calls", customer, 1)
+    taken = billflow_usage.record_usage("api_calls", other, 2)
+    claim = claim_all()
+    # The lease on one row ran out and another worker claimed it.
+    UsageEvent.objects.filter(pk=taken.pk).update(claim_token=uuid.uuid4())
+
+    delivered = Result("any", Outcome.DELIVERED)
+    marked = mark(
+        [(claim.events, delivered)], token=claim.token, using="default", backend=LocMemBackend()
+    )
+
+    assert len(marked.delivered) == 1
+    statuses = dict(UsageEvent.objects.values_list("customer_id", "status"))
+    assert statuses == {customer: UsageEvent.Status.SENT, other: UsageEvent.Status.PENDING}

@@ -37,11 +37,12 @@ class StripeBackend(BaseBackend):
     retries, backoff and the attempt count. Keyword options override the settings (tests,
     the in-process on_commit attempt with its short ``timeout``). ``rate_limit`` caps this
     backend's requests per second (``billflow_sync`` passes ``SYNC_RATE_LIMIT``).
-    """
 
-    #: Parallel partitions (customer x meter) in v1 and legacy mode; each partition sends
-    #: one request at a time, as Stripe allows one concurrent call per customer per meter.
-    max_concurrency = 8
+    ``max_concurrency`` (default ``DELIVERY_CONCURRENCY``) is how many requests it keeps in
+    flight: v2 stream requests in parallel, or in v1 and legacy mode that many partitions
+    (customer x meter), each sending one request at a time, as Stripe allows one concurrent
+    call per customer per meter. The threads are shared by every caller of the instance.
+    """
 
     def __init__(
         self,
@@ -59,8 +60,10 @@ class StripeBackend(BaseBackend):
 
         super().__init__(**options)
         self.meter_api = meter_api or billflow_settings.METER_API
-        if max_concurrency is not None:
-            self.max_concurrency = max_concurrency
+        self.max_concurrency = max_concurrency or billflow_settings.DELIVERY_CONCURRENCY
+        # The v2 stream has no per-customer rule; single events and usage records do.
+        self.one_call_per_customer_meter = self.meter_api != "v2"
+        self.needs_subscription_items = self.meter_api == "legacy"
         base = api_base or billflow_settings.STRIPE_API_BASE
         self.limiter = reads.RateLimiter(rate_limit)
         self._http = reads.ThrottledRequestsClient(self.limiter, timeout=timeout)
@@ -82,7 +85,7 @@ class StripeBackend(BaseBackend):
         if not events:
             return []
         if self.meter_api == "v2":
-            return self._stream.send(events)
+            return self._stream.send(events, pool=self._senders())
         send = legacy_sender(self.client) if self.meter_api == "legacy" else v1_sender(self.client)
         return send_partitioned(events, send, pool=self._senders())
 

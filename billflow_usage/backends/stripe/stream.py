@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -36,11 +37,16 @@ class MeterEventStream:
         self._token: str | None = None
         self._renew_at = 0.0
 
-    def send(self, events: Sequence[MeterEvent]) -> list[Result]:
-        results: list[Result] = []
-        for start in range(0, len(events), MAX_EVENTS):
-            results.extend(self._send_chunk(events[start : start + MAX_EVENTS]))
-        return results
+    def send(self, events: Sequence[MeterEvent], *, pool: Executor | None = None) -> list[Result]:
+        """Send in requests of up to 100 events, in parallel in ``pool`` when given; each
+        request's events get that request's outcome."""
+        chunks = [events[start : start + MAX_EVENTS] for start in range(0, len(events), MAX_EVENTS)]
+        answers: Iterable[list[Result]] = (
+            map(self._send_chunk, chunks)
+            if pool is None or len(chunks) == 1
+            else pool.map(self._send_chunk, chunks)
+        )
+        return [result for answer in answers for result in answer]
 
     def token(self, *, expired: str | None = None) -> str:
         """The current session token; a new session if it is due or ``expired`` is it."""

@@ -2,6 +2,10 @@
 
 Run as many as you like against PostgreSQL (claims use SKIP LOCKED); each batch finishes
 before a SIGTERM or SIGINT stops the worker, so nothing is left half-marked.
+
+Two kinds of concurrency: ``--concurrency`` batches in flight (threads that each claim, send
+and mark their own batches, so database work overlaps sending), all sharing one backend and
+its ``DELIVERY_CONCURRENCY`` Stripe requests in flight.
 """
 
 from __future__ import annotations
@@ -60,7 +64,11 @@ class Command(BaseCommand):
             "--concurrency",
             type=positive_int,
             default=1,
-            help="Delivery threads, each claiming its own batches (PostgreSQL only).",
+            help=(
+                "Batches in flight: threads each claiming, sending and marking their own "
+                "batches (PostgreSQL only). They share BILLFLOW_USAGE['DELIVERY_CONCURRENCY'] "
+                "Stripe requests in flight."
+            ),
         )
         parser.add_argument(
             "--idle-sleep",

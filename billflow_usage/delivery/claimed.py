@@ -1,0 +1,46 @@
+"""What a claim holds: plain data rather than model instances, since a batch is thousands of
+rows and only a few columns of each are needed to send and mark them."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from billflow_usage.models import DeliveryGroup, Metric
+
+#: The ``UsageEvent`` columns read for each claimed row, in :class:`ClaimedEvent` order.
+CLAIMED_FIELDS = (
+    "pk",
+    "metric_id",
+    "customer_id",
+    "value",
+    "occurred_at",
+    "identifier",
+    "attempts",
+    "group_id",
+)
+
+
+@dataclass(slots=True)
+class ClaimedEvent:
+    """One claimed ``UsageEvent`` row, as it was when claimed."""
+
+    pk: int
+    metric_id: int
+    customer_id: str
+    value: int
+    occurred_at: datetime
+    identifier: str
+    attempts: int
+    group_id: int | None
+
+
+@dataclass
+class Claim:
+    """The events one worker holds, the token that proves it, and their metrics and groups."""
+
+    token: uuid.UUID
+    events: list[ClaimedEvent] = field(default_factory=list)
+    metrics: dict[int, Metric] = field(default_factory=dict)
+    groups: dict[int, DeliveryGroup] = field(default_factory=dict)
