@@ -41,6 +41,7 @@ lint: install
 	$(BIN)/mypy billflow_usage
 
 bench: install
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:

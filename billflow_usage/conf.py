@@ -38,8 +38,10 @@ DEFAULTS: dict[str, Any] = {
     # Sum meters: pending events of one customer and metric within this many seconds become
     # one Stripe event. 0 turns aggregation off.
     "AGGREGATION_WINDOW": 0,
-    # Retries: attempts before an event is failed, and the exponential backoff bounds.
-    "MAX_ATTEMPTS": 12,
+    # Retries: attempts before an event is failed (20 outlast at least 4.5 hours of outage),
+    # and the exponential backoff bounds. Rows waiting out an outage are retried as soon as
+    # Stripe answers again, whatever is left of their delay.
+    "MAX_ATTEMPTS": 20,
     "RETRY_BASE_DELAY": 2.0,
     "RETRY_MAX_DELAY": 3600.0,
     # Stripe allows 200 quantity updates per hour per subscription; stay below it.

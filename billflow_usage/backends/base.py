@@ -164,6 +164,12 @@ class BaseBackend(abc.ABC):
     def cancel_meter_event(self, cancellation: Cancellation) -> Result:
         """Cancel a recently sent event."""
 
+    def is_outage(self, result: Result) -> bool:
+        """Whether ``result`` says the sink itself is unavailable rather than something about
+        this event: rows waiting on such answers are retried as soon as the sink answers
+        again (see ``delivery/recovery.py``). Sinks that can't tell answer False."""
+        return False
+
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release connections or sessions."""
 

@@ -14,6 +14,7 @@ from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import claim, marking, sending
+from billflow_usage.delivery.recovery import outage_watch
 from billflow_usage.delivery.seats import push_due_seats
 from billflow_usage.delivery.stats import DeliveryStats
 from billflow_usage.models import UsageEvent
@@ -114,6 +115,7 @@ def _deliver_events(
     if unsent:
         stats.released = claim.release(using=using, token=held.token, ids=[e.pk for e in unsent])
     marked = marking.mark([*decided, *sent], token=held.token, using=using, backend=backend)
+    outage_watch.observe(backend, [result for _, result in sent], using=using, now=timezone.now())
     stats.delivered = len(marked.delivered)
     stats.retried = len(marked.retried)
     stats.failed = len(marked.failed)

@@ -21,9 +21,16 @@ FAKE_STRIPE_API_KEY = "sk_test_billflow_fake"
 
 
 @pytest.fixture(autouse=True)
-def _billflow_usage_clear_outbox() -> None:
-    """Start every test with an empty locmem outbox, like Django's ``mail.outbox``."""
+def _billflow_usage_fresh_state() -> None:
+    """Start every test with an empty locmem outbox, like Django's ``mail.outbox``, and no
+    outage remembered from an earlier test's Stripe."""
     locmem.outbox.clear()
+    from django.apps import apps
+
+    if apps.ready:
+        from billflow_usage.delivery.recovery import outage_watch
+
+        outage_watch.forget()
 
 
 @pytest.fixture

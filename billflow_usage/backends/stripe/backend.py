@@ -21,7 +21,7 @@ from billflow_usage.backends.base import (
     UsageQuery,
     UsageTotal,
 )
-from billflow_usage.backends.stripe import reads
+from billflow_usage.backends.stripe import errors, reads
 from billflow_usage.backends.stripe.errors import result_for_error
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
@@ -138,6 +138,9 @@ class StripeBackend(BaseBackend):
 
     def fetch_event(self, event_id: str) -> dict[str, Any]:
         return reads.fetch_event(self.client, event_id)
+
+    def is_outage(self, result: Result) -> bool:
+        return errors.is_outage(result)
 
     def close(self) -> None:
         with self._pool_lock:

@@ -16,6 +16,8 @@ from billflow_usage.backends.base import Outcome, Result
 
 #: Stripe's answer to a meter event whose identifier it has already accepted.
 DUPLICATE_IDENTIFIER = "An event already exists with identifier"
+#: The code of a request that never got Stripe's answer (refused, reset, timed out).
+API_CONNECTION_ERROR = "api_connection_error"
 #: Anything shaped like an API key or session token is masked before it reaches a row or log.
 SECRET_RE = re.compile(r"\b(sk|rk|pk|mes)_(test|live)_[A-Za-z0-9]+")
 #: Messages are stored on ledger rows; keep them readable in the admin.
@@ -27,6 +29,13 @@ def result_for_error(key: str, exc: Exception) -> Result:
     if isinstance(exc, stripe.StripeError):
         return _stripe_error(key, exc)
     return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
+
+
+def is_outage(result: Result) -> bool:
+    """Stripe unreachable or failing as a whole (no connection, a 5xx), not this item."""
+    return result.outcome == Outcome.RETRY and (
+        result.code == API_CONNECTION_ERROR or result.code.startswith("http_5")
+    )
 
 
 def redact(text: str) -> str:
@@ -45,7 +54,7 @@ def _stripe_error(key: str, exc: stripe.StripeError) -> Result:
     if isinstance(exc, stripe.TemporarySessionExpiredError):
         return Result(key, Outcome.RETRY, code or "session_expired", message, retry_after)
     if isinstance(exc, stripe.APIConnectionError) or status is None:
-        return Result(key, Outcome.RETRY, code or "api_connection_error", message, retry_after)
+        return Result(key, Outcome.RETRY, code or API_CONNECTION_ERROR, message, retry_after)
     if status == 429 or status == 409 or status >= 500:
         # Rate limits, lock timeouts, conflicts and outages pass. Stripe-Should-Retry: false
         # on these only means "the same idempotency key would replay this answer"; meter
