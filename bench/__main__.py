@@ -30,6 +30,7 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     django.setup()
     from django.conf import settings
+    from django.core.management import call_command
     from django.db import connection
     from django.test.utils import get_runner
 
@@ -44,6 +45,7 @@ def main() -> int:
             for figure in module.run():
                 print(figure.line(), flush=True)
                 figures.append(figure)
+            call_command("flush", interactive=False, verbosity=0)  # the next starts afresh
     finally:
         runner.teardown_databases(old_config)
     unmet = [figure.name for figure in figures if figure.met is False]
