@@ -2,6 +2,7 @@ import pytest
 from django.db import connection
 
 from billflow_usage.tracking.registry import registry as project_registry
+from tests.clock import _suite_clock  # noqa: F401 - autouse: every test at a fixed instant
 from tests.factories import LicensedMetricFactory, MetricFactory
 
 

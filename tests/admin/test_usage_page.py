@@ -4,7 +4,7 @@ Stripe being down, permissions, validation and query counts."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth.models import User
@@ -87,6 +87,7 @@ def test_in_sync_is_not_highlighted(client, viewer: User, account: Account) -> N
     assert "bfu-drift" not in re.sub(r"<style>.*?</style>", "", response.text, flags=re.S)
 
 
+@pytest.mark.now("2026-11-18T15:00:00Z")  # the three events fall in this calendar month
 def test_count_and_last_meters_count_like_stripe(client, viewer: User, account: Account) -> None:
     for key, formula in (("logins", "count"), ("storage", "last")):
         meter = account.fake.create_meter(key, formula=formula)
@@ -123,6 +124,38 @@ def test_usage_without_subscription_item_uses_the_calendar_month(client, viewer,
     assert "calendar month (no subscription item)" in response.text
 
 
+@pytest.mark.now("2026-12-01T00:30:00Z")
+def test_the_calendar_month_starts_at_midnight_utc_on_the_first(client, viewer, account) -> None:
+    MetricFactory(key="exports", event_name="exports")
+    billflow_usage.record_usage("exports", account.customer, 7, timestamp=ago(hours=30))
+    billflow_usage.record_usage("exports", account.customer, 2, timestamp=ago(minutes=20))
+    client.force_login(viewer)
+
+    row = figures_by_metric(client.get(usage_url(account.customer)))["exports"]
+
+    # November's usage is not December's.
+    assert (row.period.start, row.period.end) == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert row.ledger == 2
+
+
+@pytest.mark.now("2026-12-31T23:50:00Z")
+def test_the_calendar_month_of_december_ends_with_the_year(client, viewer, account) -> None:
+    MetricFactory(key="exports", event_name="exports")
+    billflow_usage.record_usage("exports", account.customer, 3, timestamp=ago(days=30))
+    client.force_login(viewer)
+
+    row = figures_by_metric(client.get(usage_url(account.customer)))["exports"]
+
+    assert (row.period.start, row.period.end) == (
+        datetime(2026, 12, 1, tzinfo=UTC),
+        datetime(2027, 1, 1, tzinfo=UTC),
+    )
+    assert row.ledger == 3
+
+
 def test_seats_compare_desired_with_confirmed_quantity(client, viewer, account) -> None:
     seats = LicensedMetricFactory(key="seats")
     SubscriptionItemLinkFactory(
@@ -141,6 +174,7 @@ def test_seats_compare_desired_with_confirmed_quantity(client, viewer, account) 
     assert "Waiting for Stripe to confirm" in row.stripe_note
 
 
+@pytest.mark.now("2026-11-18T15:00:00Z")  # two days ago is in this calendar month
 def test_daily_chart_is_inline_accessible_svg(client, viewer: User, account: Account) -> None:
     meter = account.fake.create_meter("exports", formula="sum")
     MetricFactory(key="exports", event_name="exports", stripe_meter_id=meter["id"])

@@ -137,6 +137,7 @@ def ledger_rows(env: dict[str, str]) -> list[tuple[str, str | None]]:
         return db.execute("SELECT status, claim_token FROM billflow_usage_usageevent").fetchall()
 
 
+@pytest.mark.wall_clock
 def test_sigterm_stops_the_worker_after_its_current_batch(
     fake_stripe: FakeStripe, worker_env: dict[str, str]
 ) -> None:
@@ -163,6 +164,7 @@ def test_sigterm_stops_the_worker_after_its_current_batch(
     assert {status for status, _ in rows} <= {"sent", "pending"}
 
 
+@pytest.mark.wall_clock
 def test_a_worker_killed_mid_batch_is_redone_by_another_exactly_once(
     fake_stripe: FakeStripe, worker_env: dict[str, str]
 ) -> None:

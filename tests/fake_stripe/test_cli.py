@@ -16,6 +16,9 @@ from tests.fake_stripe.helpers import API_KEY, http, make_client
 
 ROOT = Path(__file__).resolve().parents[2]
 
+#: The served fakes run in subprocesses, on the real clock.
+pytestmark = pytest.mark.wall_clock
+
 
 def serve(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(

@@ -41,7 +41,7 @@ PATIENCE = 60.0
 
 
 #: Transactional: on PostgreSQL the workers share the test database, so writes must commit.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.wall_clock]
 
 
 @pytest.fixture

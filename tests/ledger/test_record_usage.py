@@ -114,11 +114,13 @@ def test_same_identifier_same_content_returns_existing(metric):
         {"value": 3},
         {"customer": "cus_B2"},
         {"metric": "other"},
-        {"timestamp": timezone.now() - timedelta(hours=2)},
+        {"timestamp": timedelta(hours=-2)},  # relative to now, when the test runs
     ],
 )
 def test_same_identifier_other_content_conflicts(metric, change):
     MetricFactory(key="other")
+    if "timestamp" in change:
+        change = {"timestamp": timezone.now() + change["timestamp"]}
     original = {"metric": "orders", "customer": "cus_A1", "value": 2}
     billflow_usage.record_usage(**original, identifier="o-1", timestamp=timezone.now())
     with pytest.raises(IdentifierConflict, match="'o-1' is already recorded"):
