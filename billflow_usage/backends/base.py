@@ -120,10 +120,21 @@ class ReadNotSupported(NotImplementedError):
 
 class Outcome(StrEnum):
     DELIVERED = "delivered"
-    #: Try again later (network, 5xx, 429, lock timeouts, expired sessions).
+    #: Try again later (network, 5xx, 429, lock timeouts, expired sessions, and credentials
+    #: the sink refused: see :data:`CREDENTIAL_CODES`).
     RETRY = "retry"
     #: Will not succeed as it is: keep the code and message for a human.
     FAILED = "failed"
+
+
+#: Result codes (with :attr:`Outcome.RETRY`) saying the sink refused our credentials, not the
+#: item: a key it doesn't know, revoked or missing (401), or a restricted key without the
+#: permission (403). Nothing is wrong with the item and nothing goes through until the
+#: credentials are fixed, so rows wait as in an outage without using up their attempts, and
+#: every batch says so loudly. Sinks answer these codes with a message saying what to fix.
+CREDENTIALS_REJECTED = "credentials_rejected"
+PERMISSION_DENIED = "permission_denied"
+CREDENTIAL_CODES = frozenset({CREDENTIALS_REJECTED, PERMISSION_DENIED})
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,22 @@ class Result:
     message: str = ""
     #: Seconds the sink asked us to wait before the next attempt, when it said.
     retry_after: float | None = None
+
+    @property
+    def rejects_credentials(self) -> bool:
+        """The sink refused our credentials rather than this item."""
+        return self.outcome == Outcome.RETRY and self.code in CREDENTIAL_CODES
+
+
+class CredentialsRejected(Exception):
+    """A read (``billflow_sync``, the admin) refused for our credentials: ``code`` is one of
+    :data:`CREDENTIAL_CODES`, the message says what to fix. The same call succeeds once the
+    credentials work."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
 
 
 class BaseBackend(abc.ABC):
@@ -165,10 +192,11 @@ class BaseBackend(abc.ABC):
         """Cancel a recently sent event."""
 
     def is_outage(self, result: Result) -> bool:
-        """Whether ``result`` says the sink itself is unavailable rather than something about
-        this event: rows waiting on such answers are retried as soon as the sink answers
-        again (see ``delivery/recovery.py``). Sinks that can't tell answer False."""
-        return False
+        """Whether ``result`` says the sink itself is unavailable (or refuses our
+        credentials) rather than something about this event: rows waiting on such answers
+        are retried as soon as the sink answers again (see ``delivery/recovery.py``). Sinks
+        that can't tell more than the credentials answer this default."""
+        return result.rejects_credentials
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release connections or sessions."""

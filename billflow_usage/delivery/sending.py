@@ -70,26 +70,46 @@ def plan(
 
 
 def send(
-    items: Sequence[Item], backend: BaseBackend, *, deadline: float | None
+    items: Sequence[Item], backend: BaseBackend, *, deadline: float | None, probe: bool = False
 ) -> tuple[Outcomes, list[ClaimedEvent]]:
     """Send round after round; return the outcomes and the rows left unsent when time ran
-    out."""
+    out.
+
+    ``probe`` (the last batch had its credentials refused): send one event first, and when
+    the sink refuses the credentials again, answer the others the same without sending
+    them, rather than hammering it with requests that can't succeed.
+    """
     outcomes: Outcomes = []
+    if probe and items:
+        outcomes = _round(items[:1], backend)
+        [(_, answer)] = outcomes
+        if answer.rejects_credentials:
+            return outcomes + [(item.members, answer) for item in items[1:]], []
+        items = items[1:]
     size = CHUNK * billflow_settings.DELIVERY_CONCURRENCY
     for start in range(0, len(items), size):
         if deadline is not None and time.monotonic() >= deadline:
             return outcomes, [event for item in items[start:] for event in item.members]
-        chunk = items[start : start + size]
-        by_key = {result.key: result for result in _call(backend, [i.event for i in chunk])}
-        for item in chunk:
-            result = by_key.get(item.event.identifier) or Result(
+        outcomes += _round(items[start : start + size], backend)
+    return outcomes, []
+
+
+def _round(items: Sequence[Item], backend: BaseBackend) -> Outcomes:
+    """One call to the backend; each item with its result."""
+    by_key = {result.key: result for result in _call(backend, [i.event for i in items])}
+    return [
+        (
+            item.members,
+            by_key.get(item.event.identifier)
+            or Result(
                 item.event.identifier,
                 Outcome.RETRY,
                 "no_result",
                 f"{type(backend).__name__} returned no result for this event.",
-            )
-            outcomes.append((item.members, result))
-    return outcomes, []
+            ),
+        )
+        for item in items
+    ]
 
 
 def _call(backend: BaseBackend, events: list[MeterEvent]) -> list[Result]:

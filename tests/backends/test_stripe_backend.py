@@ -71,7 +71,8 @@ def test_a_rejected_key_never_shows_in_results(fake_stripe: FakeStripe, customer
     [result] = backend.send_meter_events([event(customer, "k-1")])
     push = backend.push_quantity(QuantityPush("si_x", 1, "none", "k"))
 
-    assert result.outcome == Outcome.FAILED
+    assert (result.outcome, result.code) == (Outcome.RETRY, "credentials_rejected")
+    assert push.code == "credentials_rejected"
     for text in (result.message, result.code, push.message, repr(backend)):
         assert "SuperSecretValue" not in text
     assert "sk_live_" in result.message  # Stripe's own masked hint is kept

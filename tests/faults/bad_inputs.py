@@ -164,6 +164,34 @@ def deliver_with_revoked_key(scene: Scene) -> UsageEvent:
     return scene.deliver(scene.under_test)
 
 
+def deliver_without_the_permission(scene: Scene) -> UsageEvent:
+    from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
+
+    scene.fake.keys.deny(FAKE_STRIPE_API_KEY, "/v1/billing/meter_events")
+    return scene.deliver(scene.under_test)
+
+
+def deliver_after_stripe_forgot_the_session(scene: Scene) -> UsageEvent:
+    """A v2 session in use, then a restarted Stripe that no longer knows it."""
+    from billflow_usage.backends.base import MeterEvent
+    from billflow_usage.backends.stripe import StripeBackend
+    from billflow_usage.delivery import deliver_pending
+
+    scene.configure(METER_API="v2")
+    backend = StripeBackend()
+    backend.send_meter_events([MeterEvent("warm-1", "api_calls", scene.customer, 1, ahead(0))])
+    scene.fake.forget_sessions()
+    deliver_pending(backend=backend, event_ids=[scene.under_test.pk], link_ids=[])
+    backend.close()
+    scene.under_test.refresh_from_db()
+    return scene.under_test
+
+
+def push_with_revoked_key(scene: Scene) -> SubscriptionItemLink:
+    scene.configure(STRIPE_API_KEY=REVOKED_KEY)
+    return scene.push(scene.under_test)
+
+
 def deliver_with_stripe_clock_behind(scene: Scene) -> UsageEvent:
     scene.fake.clock.advance(-3600)
     return scene.deliver(scene.under_test)
@@ -196,6 +224,12 @@ def link_seats(scene: Scene, item_id: str) -> SubscriptionItemLink:
         customer_id=customer, metric=scene.seats, stripe_subscription_item_id=item_id
     )
     return billflow_usage.set_quantity(scene.seats, customer, 5)
+
+
+def licensed_item(scene: Scene) -> str:
+    """A new subscription item on a seat price."""
+    subscription = scene.fake.create_subscription(scene.customer, scene.fake.create_price()["id"])
+    return str(subscription["items"]["data"][0]["id"])
 
 
 def seats_on_a_metered_item(scene: Scene) -> SubscriptionItemLink:
@@ -560,10 +594,34 @@ CASES = [
     BadInput(
         "stripe-key-refused",
         "Stripe",
-        "an API key Stripe refuses (401)",
-        Marked("failed", "http_401", "Invalid API Key provided: sk_live_****oked"),
+        "an API key Stripe refuses (401): the row waits, using up no attempt",
+        Marked("pending", "credentials_rejected", "Invalid API Key provided: sk_live_****oked"),
         deliver_with_revoked_key,
         prepare=record,
+    ),
+    BadInput(
+        "stripe-key-lacks-permission",
+        "Stripe",
+        "a restricted key without the permission (403): the row waits",
+        Marked("pending", "permission_denied", "'rak_billing_meter_event_write' permission"),
+        deliver_without_the_permission,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-session-forgotten",
+        "Stripe",
+        "a v2 session Stripe forgot (restarted): renewed at once, delivered",
+        Marked("sent", ""),
+        deliver_after_stripe_forgot_the_session,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-seat-key-refused",
+        "Stripe",
+        "a seat push with an API key Stripe refuses (401)",
+        Marked("push pending", "credentials_rejected", "STRIPE_API_KEY", subject="seat link"),
+        push_with_revoked_key,
+        prepare=lambda s: link_seats(s, licensed_item(s)),
     ),
     BadInput(
         "stripe-clock-skew",

@@ -22,7 +22,7 @@ from billflow_usage.backends.base import (
     UsageTotal,
 )
 from billflow_usage.backends.stripe import errors, reads
-from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.errors import credentials_named, result_for_error
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
 
@@ -122,22 +122,29 @@ class StripeBackend(BaseBackend):
             return result_for_error(cancellation.identifier, exc)
         return Result(cancellation.identifier, Outcome.DELIVERED)
 
+    # Reads raise CredentialsRejected, saying what to fix, when Stripe refuses the key.
+
     def list_subscriptions(self, customer_id: str | None = None) -> Iterator[RemoteSubscription]:
-        return reads.list_subscriptions(self.client, customer_id)
+        with credentials_named():
+            yield from reads.list_subscriptions(self.client, customer_id)
 
     def list_meters(self) -> list[RemoteMeter]:
-        return reads.list_meters(self.client)
+        with credentials_named():
+            return reads.list_meters(self.client)
 
     def create_meter(self, *, event_name: str, formula: str, display_name: str) -> RemoteMeter:
-        return reads.create_meter(
-            self.client, event_name=event_name, formula=formula, display_name=display_name
-        )
+        with credentials_named():
+            return reads.create_meter(
+                self.client, event_name=event_name, formula=formula, display_name=display_name
+            )
 
     def usage_total(self, query: UsageQuery) -> UsageTotal:
-        return reads.usage_total(self.client, query)
+        with credentials_named():
+            return reads.usage_total(self.client, query)
 
     def fetch_event(self, event_id: str) -> dict[str, Any]:
-        return reads.fetch_event(self.client, event_id)
+        with credentials_named():
+            return reads.fetch_event(self.client, event_id)
 
     def is_outage(self, result: Result) -> bool:
         return errors.is_outage(result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
-from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.errors import redact, result_for_error
 
 #: Stripe accepts at most this many events per stream request.
 MAX_EVENTS = 100
@@ -21,14 +21,18 @@ MAX_EVENTS = 100
 DEFAULT_LIFETIME = 15 * 60.0
 #: Renew this long before the session runs out, so no request races its expiry.
 RENEW_MARGIN = 60.0
+#: A stream request's 401: the session expired, or Stripe no longer knows it.
+SESSION_REFUSED = (stripe.TemporarySessionExpiredError, stripe.AuthenticationError)
 
 
 class MeterEventStream:
     """Sends events through ``meter_event_stream`` with a shared, self-renewing session.
 
     Thread-safe: one session serves every thread; it is renewed ahead of its expiry (measured
-    on the local monotonic clock, so clock skew with Stripe doesn't matter) and whenever
-    Stripe answers that it expired.
+    on the local monotonic clock, so clock skew with Stripe doesn't matter), and at once
+    whenever Stripe answers a stream request 401: the session expired, or Stripe no longer
+    knows it (it may forget sessions early). A 401 to creating the session is about the API
+    key, and classified so.
     """
 
     def __init__(self, client: stripe.StripeClient) -> None:
@@ -62,24 +66,42 @@ class MeterEventStream:
     def _send_chunk(self, chunk: Sequence[MeterEvent]) -> list[Result]:
         body = {"events": [_event(event) for event in chunk]}
         key = _idempotency_key(chunk)
-        token: str | None = None
         try:
+            token = self.token()  # a 401 here is about the API key
             try:
-                token = self.token()
-                self.client.v2.billing.meter_event_stream.create(
-                    body,  # type: ignore[arg-type]
-                    {"api_key": token, "idempotency_key": key},
-                )
-            except stripe.TemporarySessionExpiredError:
+                self._post(body, token, key)
+            except SESSION_REFUSED:
                 token = self.token(expired=token)
-                self.client.v2.billing.meter_event_stream.create(
-                    body,  # type: ignore[arg-type]
-                    {"api_key": token, "idempotency_key": f"{key}-renewed"},
-                )
+                try:
+                    self._post(body, token, f"{key}-renewed")
+                except SESSION_REFUSED as exc:
+                    return _each(chunk, _fresh_session_refused(exc))
         except Exception as exc:
-            failure = result_for_error("", exc)
-            return [replace(failure, key=event.identifier) for event in chunk]
+            return _each(chunk, result_for_error("", exc))
         return [Result(event.identifier, Outcome.DELIVERED) for event in chunk]
+
+    def _post(self, body: Mapping[str, object], token: str, key: str) -> None:
+        self.client.v2.billing.meter_event_stream.create(
+            body,  # type: ignore[arg-type]
+            {"api_key": token, "idempotency_key": key},
+        )
+
+
+def _each(chunk: Sequence[MeterEvent], result: Result) -> list[Result]:
+    """One stream request's outcome, for each of its events."""
+    return [replace(result, key=event.identifier) for event in chunk]
+
+
+def _fresh_session_refused(exc: stripe.StripeError) -> Result:
+    """Stripe refused the session it had just created: its trouble, not the key's."""
+    return Result(
+        "",
+        Outcome.RETRY,
+        "session_refused",
+        f"Stripe refused a meter event session it had just created "
+        f"({redact(str(exc.user_message))}); "
+        "the events are sent again later.",
+    )
 
 
 def _event(event: MeterEvent) -> dict[str, object]:
