@@ -125,6 +125,9 @@ class Outcome(StrEnum):
     RETRY = "retry"
     #: Will not succeed as it is: keep the code and message for a human.
     FAILED = "failed"
+    #: Never sent: the caller's deadline passed first (see :meth:`BaseBackend.within`).
+    #: Nothing happened, so the rows are given back without counting an attempt.
+    NOT_SENT = "not_sent"
 
 
 #: Result codes (with :attr:`Outcome.RETRY`) saying the sink refused our credentials, not the
@@ -197,6 +200,15 @@ class BaseBackend(abc.ABC):
         are retried as soon as the sink answers again (see ``delivery/recovery.py``). Sinks
         that can't tell more than the credentials answer this default."""
         return result.rejects_credentials
+
+    def within(self, deadline: float | None) -> BaseBackend:
+        """This sink with its calls bounded by ``deadline`` (a ``time.monotonic()`` instant;
+        None: unbounded), for a caller that must not wait past it (the in-request attempt):
+        no request starts after it (those events answer :attr:`Outcome.NOT_SENT`) and each
+        request's timeout is capped by the time left. It shares this sink's connections;
+        close this sink, not the view. Sinks that can't bound their calls return
+        themselves (the default)."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release connections or sessions."""

@@ -72,11 +72,12 @@ def deliver_batch(
     started = time.monotonic()
     using = router.db_for_write(UsageEvent)
     stats = DeliveryStats(batches=1)
+    bounded = backend.within(deadline)  # no request starts, nor outlives, the deadline
     if event_ids is None or event_ids:
-        stats += _deliver_events(backend, using, batch_size, deadline, event_ids)
+        stats += _deliver_events(bounded, using, batch_size, deadline, event_ids)
     if link_ids is None or link_ids:
         seats = push_due_seats(
-            backend, using=using, limit=batch_size, deadline=deadline, link_ids=link_ids
+            bounded, using=using, limit=batch_size, deadline=deadline, link_ids=link_ids
         )
         if seats.seats_refused:
             logger.error(

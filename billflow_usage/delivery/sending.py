@@ -31,6 +31,7 @@ CHUNK = 100
 TOO_OLD_CODE = "timestamp_too_far_in_past"
 
 Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]
+NOT_SENT = Result("", Outcome.NOT_SENT)
 
 
 @dataclass
@@ -72,8 +73,8 @@ def plan(
 def send(
     items: Sequence[Item], backend: BaseBackend, *, deadline: float | None, probe: bool = False
 ) -> tuple[Outcomes, list[ClaimedEvent]]:
-    """Send round after round; return the outcomes and the rows left unsent when time ran
-    out.
+    """Send round after round; return the outcomes and the rows left unsent because the
+    deadline passed first (between rounds, or within one: the backend answered ``NOT_SENT``).
 
     ``probe`` (the last batch had its credentials refused): send one event first, and when
     the sink refuses the credentials again, answer the others the same without sending
@@ -89,9 +90,14 @@ def send(
     size = CHUNK * billflow_settings.DELIVERY_CONCURRENCY
     for start in range(0, len(items), size):
         if deadline is not None and time.monotonic() >= deadline:
-            return outcomes, [event for item in items[start:] for event in item.members]
+            outcomes += [(item.members, NOT_SENT) for item in items[start:]]
+            break
         outcomes += _round(items[start : start + size], backend)
-    return outcomes, []
+    sent = [(rows, result) for rows, result in outcomes if result.outcome != Outcome.NOT_SENT]
+    unsent = [
+        row for rows, result in outcomes if result.outcome == Outcome.NOT_SENT for row in rows
+    ]
+    return sent, unsent
 
 
 def _round(items: Sequence[Item], backend: BaseBackend) -> Outcomes:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -42,7 +43,15 @@ class StripeBackend(BaseBackend):
     flight: v2 stream requests in parallel, or in v1 and legacy mode that many partitions
     (customer x meter), each sending one request at a time, as Stripe allows one concurrent
     call per customer per meter. The threads are shared by every caller of the instance.
+
+    :meth:`within` gives a view bounded by a deadline, sharing the client, the v2 session
+    and the threads: every mode (v1 partitions, v2 stream requests and session creation,
+    legacy usage records, seat pushes) starts no request after it and caps each request's
+    timeout by the time left.
     """
+
+    #: The deadline of a view made by :meth:`within` (``time.monotonic()``), else None.
+    deadline: float | None = None
 
     def __init__(
         self,
@@ -74,29 +83,39 @@ class StripeBackend(BaseBackend):
             max_network_retries=0,
             http_client=self._http,
         )
-        self._stream = MeterEventStream(self.client)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._stream = MeterEventStream(self.client, until=self._http.until)
+        self._senders = _Senders(self.max_concurrency)
+        self._owner = True
 
     def __repr__(self) -> str:
         return f"<StripeBackend meter_api={self.meter_api!r}>"
 
+    def within(self, deadline: float | None) -> StripeBackend:
+        if deadline is None:
+            return self
+        view = copy.copy(self)
+        view.deadline = deadline
+        view._owner = False
+        return view
+
     def send_meter_events(self, events: Sequence[MeterEvent]) -> list[Result]:
         if not events:
             return []
+        pool = self._senders.pool()
         if self.meter_api == "v2":
-            return self._stream.send(events, pool=self._senders())
+            return self._stream.send(events, pool=pool, deadline=self.deadline)
         send = legacy_sender(self.client) if self.meter_api == "legacy" else v1_sender(self.client)
-        return send_partitioned(events, send, pool=self._senders())
+        return send_partitioned(events, self._bounded(send), pool=pool, deadline=self.deadline)
 
     def push_quantity(self, push: QuantityPush) -> Result:
         params = {"quantity": push.quantity, "proration_behavior": push.proration_behavior}
         try:
-            self.client.v1.subscription_items.update(
-                push.subscription_item_id,
-                cast(Any, params),
-                {"idempotency_key": push.idempotency_key},
-            )
+            with self._http.until(self.deadline):
+                self.client.v1.subscription_items.update(
+                    push.subscription_item_id,
+                    cast(Any, params),
+                    {"idempotency_key": push.idempotency_key},
+                )
         except Exception as exc:
             return result_for_error(push.subscription_item_id, exc)
         return Result(push.subscription_item_id, Outcome.DELIVERED)
@@ -150,19 +169,41 @@ class StripeBackend(BaseBackend):
         return errors.is_outage(result)
 
     def close(self) -> None:
-        with self._pool_lock:
+        if self._owner:  # a view made by within() shares what the backend owns
+            self._senders.close()
+            self._http.close()
+
+    def _bounded(self, send: Callable[[MeterEvent], None]) -> Callable[[MeterEvent], None]:
+        """``send`` with its request's timeout capped by this view's deadline."""
+
+        def bounded(event: MeterEvent) -> None:
+            with self._http.until(self.deadline):
+                send(event)
+
+        return bounded
+
+
+class _Senders:
+    """Threads kept for the backend's life, so their HTTP connections are reused; shared with
+    the views :meth:`StripeBackend.within` makes."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def pool(self) -> ThreadPoolExecutor | None:
+        if self.size <= 1:
+            return None
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.size, thread_name_prefix="billflow-send"
+                )
+            return self._pool
+
+    def close(self) -> None:
+        with self._lock:
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
-        self._http.close()
-
-    def _senders(self) -> ThreadPoolExecutor | None:
-        """Threads kept for the backend's life, so their HTTP connections are reused."""
-        if self.max_concurrency <= 1:
-            return None
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(
-                    max_workers=self.max_concurrency, thread_name_prefix="billflow-send"
-                )
-            return self._pool

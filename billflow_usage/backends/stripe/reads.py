@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -24,6 +25,8 @@ from billflow_usage.backends.base import (
 )
 
 PAGE = 100
+#: The shortest timeout a request gets, however close its deadline (seconds).
+MIN_TIMEOUT = 0.001
 
 
 class RateLimiter:
@@ -53,11 +56,36 @@ class RateLimiter:
 
 
 class ThrottledRequestsClient(stripe.RequestsClient):
-    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`."""
+    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`
+    and, inside :meth:`until`, a timeout capped by the time left before a deadline."""
 
     def __init__(self, limiter: RateLimiter, **kwargs: Any) -> None:
+        self._deadlines = threading.local()
         super().__init__(**kwargs)
         self.limiter = limiter
+
+    # stripe-python reads ``_timeout`` as each request is made: capped here by the deadline
+    # of the calling thread, if any.
+    @property
+    def _timeout(self) -> float:
+        deadline = getattr(self._deadlines, "at", None)
+        if deadline is None:
+            return self._base_timeout
+        return max(MIN_TIMEOUT, min(self._base_timeout, deadline - time.monotonic()))
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._base_timeout = value
+
+    @contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        """Cap the timeout of this thread's requests by the time left before ``deadline``."""
+        previous = getattr(self._deadlines, "at", None)
+        self._deadlines.at = deadline
+        try:
+            yield
+        finally:
+            self._deadlines.at = previous
 
     def request_with_retries(self, *args: Any, **kwargs: Any) -> Any:
         self.limiter.wait()

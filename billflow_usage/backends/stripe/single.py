@@ -3,11 +3,13 @@ customer and meter.
 
 Stripe allows one concurrent meter event call per customer per meter, so events are
 partitioned by (customer, event name): partitions run in parallel threads, the events of one
-partition strictly one after another.
+partition strictly one after another. With a deadline, a partition starts no request after
+it: its remaining events answer ``NOT_SENT``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -25,16 +27,26 @@ Sender = Callable[[MeterEvent], None]
 
 
 def send_partitioned(
-    events: Sequence[MeterEvent], send: Sender, *, pool: Executor | None
+    events: Sequence[MeterEvent],
+    send: Sender,
+    *,
+    pool: Executor | None,
+    deadline: float | None = None,
 ) -> list[Result]:
     """Send every event with ``send``; each (customer, event name) partition is one task in
-    ``pool`` (or all inline without one), its events strictly one after another."""
+    ``pool`` (or all inline without one), its events strictly one after another, none
+    started after ``deadline`` (``time.monotonic()``)."""
     partitions: defaultdict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
     for event in events:
         partitions[(event.customer_id, event.event_name)].append(event)
 
     def run(partition: list[MeterEvent]) -> list[Result]:
-        return [_attempt(send, event) for event in partition]
+        return [
+            Result(event.identifier, Outcome.NOT_SENT)
+            if deadline is not None and time.monotonic() >= deadline
+            else _attempt(send, event)
+            for event in partition
+        ]
 
     if pool is None or len(partitions) == 1:
         return [result for part in partitions.values() for result in run(part)]

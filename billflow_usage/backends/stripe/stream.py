@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -23,6 +24,14 @@ DEFAULT_LIFETIME = 15 * 60.0
 RENEW_MARGIN = 60.0
 #: A stream request's 401: the session expired, or Stripe no longer knows it.
 SESSION_REFUSED = (stripe.TemporarySessionExpiredError, stripe.AuthenticationError)
+NOT_SENT = Result("", Outcome.NOT_SENT)
+
+#: Caps the timeout of the calling thread's requests by a deadline (the transport's).
+Until = Callable[[float | None], AbstractContextManager[None]]
+
+
+def _unbounded(deadline: float | None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class MeterEventStream:
@@ -35,20 +44,33 @@ class MeterEventStream:
     key, and classified so.
     """
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, *, until: Until = _unbounded) -> None:
         self.client = client
+        self._until = until
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
 
-    def send(self, events: Sequence[MeterEvent], *, pool: Executor | None = None) -> list[Result]:
+    def send(
+        self,
+        events: Sequence[MeterEvent],
+        *,
+        pool: Executor | None = None,
+        deadline: float | None = None,
+    ) -> list[Result]:
         """Send in requests of up to 100 events, in parallel in ``pool`` when given; each
-        request's events get that request's outcome."""
+        request's events get that request's outcome. No request (session creation included)
+        starts after ``deadline``: its events answer ``NOT_SENT``."""
         chunks = [events[start : start + MAX_EVENTS] for start in range(0, len(events), MAX_EVENTS)]
+
+        def send_chunk(chunk: Sequence[MeterEvent]) -> list[Result]:
+            with self._until(deadline):
+                return self._send_chunk(chunk, deadline)
+
         answers: Iterable[list[Result]] = (
-            map(self._send_chunk, chunks)
+            map(send_chunk, chunks)
             if pool is None or len(chunks) == 1
-            else pool.map(self._send_chunk, chunks)
+            else pool.map(send_chunk, chunks)
         )
         return [result for answer in answers for result in answer]
 
@@ -63,15 +85,21 @@ class MeterEventStream:
                 self._renew_at = started + lifetime - min(RENEW_MARGIN, lifetime / 2)
             return self._token
 
-    def _send_chunk(self, chunk: Sequence[MeterEvent]) -> list[Result]:
+    def _send_chunk(self, chunk: Sequence[MeterEvent], deadline: float | None) -> list[Result]:
         body = {"events": [_event(event) for event in chunk]}
         key = _idempotency_key(chunk)
         try:
+            if _passed(deadline):
+                return _each(chunk, NOT_SENT)
             token = self.token()  # a 401 here is about the API key
+            if _passed(deadline):
+                return _each(chunk, NOT_SENT)
             try:
                 self._post(body, token, key)
             except SESSION_REFUSED:
                 token = self.token(expired=token)
+                if _passed(deadline):  # the refused request did nothing: not sent
+                    return _each(chunk, NOT_SENT)
                 try:
                     self._post(body, token, f"{key}-renewed")
                 except SESSION_REFUSED as exc:
@@ -85,6 +113,10 @@ class MeterEventStream:
             body,  # type: ignore[arg-type]
             {"api_key": token, "idempotency_key": key},
         )
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
 
 
 def _each(chunk: Sequence[MeterEvent], result: Result) -> list[Result]:
