@@ -29,6 +29,11 @@ class MeterEvent:
     #: Attempts already made: sinks derive per-attempt idempotency keys from it, so a retry
     #: after an error is a new request while a redo after a crash repeats the same one.
     attempt: int = 0
+    #: For sinks that keep one figure per customer, meter and second, which each request
+    #: overwrites (:attr:`BaseBackend.sets_totals_per_second`): everything the ledger holds
+    #: for this customer and meter at this event's whole second, already sent or in this
+    #: request. None elsewhere (a caller that doesn't say sends ``value`` as that figure).
+    second_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,11 @@ class BaseBackend(abc.ABC):
     #: The sink needs :attr:`MeterEvent.subscription_item_id` (legacy usage records); it is
     #: looked up for each batch only when this is True.
     needs_subscription_items: bool = True
+    #: The sink has no identifier to deduplicate a resent event, and keeps one figure per
+    #: customer, meter and second that a request overwrites (legacy usage records with
+    #: ``action=set``): the engine then sends each second once per batch, carrying the whole
+    #: second (:attr:`MeterEvent.second_total`), so a resend can never count twice.
+    sets_totals_per_second: bool = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options

@@ -118,7 +118,10 @@ def _deliver_events(
     if not held.events:
         return stats
     items, decided = sending.plan(
-        held, using=using, subscription_items=backend.needs_subscription_items
+        held,
+        using=using,
+        subscription_items=backend.needs_subscription_items,
+        by_second=backend.sets_totals_per_second,
     )
     refused_before = outage_watch.refused_batches
     sent, unsent = sending.send(items, backend, deadline=deadline, probe=refused_before > 0)

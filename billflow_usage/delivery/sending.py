@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Result
 from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery import seconds
 from billflow_usage.delivery.arrays import one_of
 from billflow_usage.delivery.claimed import Claim, ClaimedEvent
 from billflow_usage.models import DeliveryGroup, Metric, SubscriptionItemLink
@@ -43,10 +44,12 @@ class Item:
 
 
 def plan(
-    claim: Claim, *, using: str, subscription_items: bool = True
+    claim: Claim, *, using: str, subscription_items: bool = True, by_second: bool = False
 ) -> tuple[list[Item], Outcomes]:
     """The items to send, and the outcomes known without sending (group already accepted,
-    too old for Stripe). ``subscription_items``: fill in each customer's stored item."""
+    too old for Stripe). ``subscription_items``: fill in each customer's stored item;
+    ``by_second``: one item per customer, metric and second, carrying the whole second
+    (see :mod:`~billflow_usage.delivery.seconds`)."""
     now = timezone.now()
     items: dict[str, Item] = {}
     decided: Outcomes = []
@@ -65,6 +68,9 @@ def plan(
             decided.append((item.members, _too_old(item.event, now)))
         else:
             sendable.append(item)
+    if by_second:
+        sendable, refused = seconds.by_second(sendable, using=using)
+        decided += refused
     if subscription_items:
         _add_subscription_items(sendable, using)
     return sendable, decided

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import stripe
 
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import Cancellation, Outcome, QuantityPush
@@ -192,3 +193,13 @@ def test_other_sinks_cannot_bound_their_calls_and_ignore_deadlines() -> None:
     sink = LocMemBackend()
 
     assert sink.within(time.monotonic()) is sink
+
+
+def test_a_meter_stripe_refuses_to_create_raises_its_error(fake_stripe: FakeStripe) -> None:
+    backend = StripeBackend()
+
+    with pytest.raises(stripe.InvalidRequestError):
+        backend.create_meter(event_name="exports", formula="median", display_name="Exports")
+
+    assert backend.list_meters() == []
+    backend.close()

@@ -192,6 +192,42 @@ def push_with_revoked_key(scene: Scene) -> SubscriptionItemLink:
     return scene.push(scene.under_test)
 
 
+def retry_after_a_stored_500(scene: Scene) -> UsageEvent:
+    """Stripe stores the 500 under the request's key; the retry must not reuse it."""
+    scene.fake.faults.add("stored_error", route="/v1/billing/meter_events", times=1)
+    event = scene.deliver(scene.under_test)
+    assert event.last_error_code == "http_500"
+    time.sleep(0.01)  # past the (test settings') one-millisecond backoff
+    return scene.deliver(event)
+
+
+def legacy_record(scene: Scene) -> UsageEvent:
+    """Usage of a new customer whose item is on a meterless metered price (legacy mode)."""
+    from billflow_usage.models import SubscriptionItemLink
+
+    customer = str(scene.fake.create_customer()["id"])
+    price = scene.fake.create_price(usage_type="metered")
+    subscription = scene.fake.create_subscription(customer, price["id"])
+    SubscriptionItemLink.objects.create(
+        customer_id=customer,
+        metric=scene.metric,
+        stripe_subscription_item_id=subscription["items"]["data"][0]["id"],
+    )
+    return billflow_usage.record_usage(scene.metric, customer, 6)
+
+
+def retry_a_usage_record_stored_500_after_effect(scene: Scene) -> UsageEvent:
+    """The usage record was made, then Stripe stored a 500: the retry must neither be
+    blocked by the stored answer nor count the usage twice."""
+    scene.configure(METER_API="legacy")
+    scene.fake.faults.add("stored_error_after_effect", route="/v1/subscription_items/*", times=1)
+    event = scene.deliver(scene.under_test)
+    time.sleep(0.01)
+    event = scene.deliver(event)
+    assert sum(scene.fake.usage_record_totals.values()) == 6
+    return event
+
+
 def deliver_with_stripe_clock_behind(scene: Scene) -> UsageEvent:
     scene.fake.clock.advance(-3600)
     return scene.deliver(scene.under_test)
@@ -622,6 +658,22 @@ CASES = [
         Marked("push pending", "credentials_rejected", "STRIPE_API_KEY", subject="seat link"),
         push_with_revoked_key,
         prepare=lambda s: link_seats(s, licensed_item(s)),
+    ),
+    BadInput(
+        "stripe-stored-500",
+        "Stripe",
+        "a 500 Stripe stored under the request's idempotency key: the retry uses a new key",
+        Marked("sent", ""),
+        retry_after_a_stored_500,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-usage-record-500-after-effect",
+        "Stripe",
+        "legacy: a usage record made, then a 500 stored: sent again, counted once",
+        Marked("sent", ""),
+        retry_a_usage_record_stored_500_after_effect,
+        prepare=legacy_record,
     ),
     BadInput(
         "stripe-clock-skew",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -23,7 +24,11 @@ from billflow_usage.backends.base import (
     UsageTotal,
 )
 from billflow_usage.backends.stripe import errors, reads
-from billflow_usage.backends.stripe.errors import credentials_named, result_for_error
+from billflow_usage.backends.stripe.errors import (
+    already_cancelled,
+    credentials_named,
+    result_for_error,
+)
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
 
@@ -73,6 +78,7 @@ class StripeBackend(BaseBackend):
         # The v2 stream has no per-customer rule; single events and usage records do.
         self.one_call_per_customer_meter = self.meter_api != "v2"
         self.needs_subscription_items = self.meter_api == "legacy"
+        self.sets_totals_per_second = self.meter_api == "legacy"
         base = api_base or billflow_settings.STRIPE_API_BASE
         self.limiter = reads.RateLimiter(rate_limit)
         self._http = reads.ThrottledRequestsClient(self.limiter, timeout=timeout)
@@ -135,10 +141,13 @@ class StripeBackend(BaseBackend):
                     "type": "cancel",
                     "cancel": {"identifier": cancellation.identifier},
                 },
-                {"idempotency_key": f"bfu-cancel-{cancellation.identifier}"},
+                # A new key per call: cancelling twice is harmless (see
+                # errors.already_cancelled), so a 500 Stripe stored under one key never
+                # blocks the cancellation.
+                {"idempotency_key": f"bfu-cancel-{cancellation.identifier}-{uuid.uuid4().hex}"},
             )
         except Exception as exc:
-            return result_for_error(cancellation.identifier, exc)
+            return already_cancelled(result_for_error(cancellation.identifier, exc))
         return Result(cancellation.identifier, Outcome.DELIVERED)
 
     # Reads raise CredentialsRejected, saying what to fix, when Stripe refuses the key.

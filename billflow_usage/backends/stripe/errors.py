@@ -23,6 +23,10 @@ from billflow_usage.backends.base import (
 
 #: Stripe's answer to a meter event whose identifier it has already accepted.
 DUPLICATE_IDENTIFIER = "An event already exists with identifier"
+#: How an answer to cancelling a meter event that is cancelled already reads. Stripe doesn't
+#: document it (it may as well accept the repeat, which needs nothing): a refusal saying so
+#: means the event is cancelled.
+ALREADY_CANCELLED = re.compile(r"already (been )?cancell?ed", re.IGNORECASE)
 #: The code of a request that never got Stripe's answer (refused, reset, timed out).
 API_CONNECTION_ERROR = "api_connection_error"
 #: Anything shaped like an API key or session token is masked before it reaches a row or log.
@@ -38,6 +42,14 @@ def result_for_error(key: str, exc: Exception) -> Result:
     if isinstance(exc, CredentialsRejected):
         return Result(key, Outcome.RETRY, exc.code, exc.message)
     return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
+
+
+def already_cancelled(result: Result) -> Result:
+    """A cancellation refused because the event is cancelled already counts as done (an
+    earlier try took effect, though its answer was lost or a 500)."""
+    if result.outcome == Outcome.FAILED and ALREADY_CANCELLED.search(result.message):
+        return Result(result.key, Outcome.DELIVERED, "already_cancelled", result.message)
+    return result
 
 
 def is_outage(result: Result) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -115,6 +116,27 @@ def list_meters(client: stripe.StripeClient) -> list[RemoteMeter]:
 def create_meter(
     client: stripe.StripeClient, *, event_name: str, formula: str, display_name: str
 ) -> RemoteMeter:
+    """Create the meter, or adopt the active one Stripe has for ``event_name``.
+
+    Stripe allows one active meter per event name, so when creation fails in any way (it
+    says the meter exists, or a 500 leaves it unknown whether it was made) the account's
+    meters tell: the active one with that event name is the answer, else the error stands.
+    A new idempotency key per call: a stored 500 never blocks the next try.
+    """
+    try:
+        return _create_meter(
+            client, event_name=event_name, formula=formula, display_name=display_name
+        )
+    except stripe.StripeError:
+        for meter in list_meters(client):
+            if meter.event_name == event_name and meter.status == "active":
+                return meter
+        raise
+
+
+def _create_meter(
+    client: stripe.StripeClient, *, event_name: str, formula: str, display_name: str
+) -> RemoteMeter:
     meter = client.v1.billing.meters.create(
         cast(
             Any,
@@ -126,7 +148,7 @@ def create_meter(
                 "value_settings": {"event_payload_key": "value"},
             },
         ),
-        {"idempotency_key": f"bfu-meter-{event_name}"},
+        {"idempotency_key": f"bfu-meter-{event_name}-{uuid.uuid4().hex}"},
     )
     return parse_meter(meter.to_dict())
 

@@ -74,19 +74,26 @@ def v1_sender(client: stripe.StripeClient) -> Sender:
 
 
 def legacy_sender(client: stripe.StripeClient) -> Sender:
-    """Legacy usage records on the event's subscription item, at the pinned API version."""
+    """Legacy usage records on the event's subscription item, at the pinned API version.
+
+    Usage records have no identifier, so each one sets (``action=set``) the whole second it
+    falls in (:attr:`MeterEvent.second_total`): sending it again, after any answer, sets the
+    same figure. That makes a new key per attempt safe, so a 500 Stripe stored under one
+    key never blocks the event (see :mod:`billflow_usage.delivery.seconds`).
+    """
 
     def send(event: MeterEvent) -> None:
         if not event.subscription_item_id:
             raise MissingSubscriptionItem(event)
+        total = event.value if event.second_total is None else event.second_total
         params: dict[str, Any] = {
-            "quantity": event.value,
+            "quantity": total,
             "timestamp": int(event.timestamp.timestamp()),
-            "action": "increment",
+            "action": "set",
             "stripe_version": LEGACY_API_VERSION,
-            # Usage records have no identifier, so the key is the only deduplication: it
-            # stays the same across attempts.
-            "idempotency_key": f"bfu-ur-{event.identifier}",
+            # The figure is part of the key: a redo after a crash with the same figure
+            # repeats the request, while a changed figure is a new request, not a mismatch.
+            "idempotency_key": f"bfu-ur-{event.identifier}-{event.attempt}-{total}",
         }
         client.raw_request(
             "post", f"/v1/subscription_items/{event.subscription_item_id}/usage_records", **params
