@@ -33,11 +33,13 @@ def deliver_pending(
 ) -> DeliveryStats:
     """Deliver due usage events and seat quantities, batch after batch, until none is due.
 
-    ``max_batches`` and ``time_limit`` (seconds, looked at between rounds of
-    ``DELIVERY_CONCURRENCY`` requests) bound the run; ``event_ids`` / ``link_ids`` restrict
-    it to those rows (an empty collection means none of that kind). Never call it inside a
-    transaction that recorded usage: claims must commit before anything is sent. Without
-    ``backend`` the configured one is built and closed afterwards.
+    ``max_batches`` and ``time_limit`` (seconds) bound the run: after the time limit no
+    request starts and, with backends that can bound their calls (:meth:`BaseBackend.within`,
+    the Stripe backend), no request outlives it; rows not sent are given back without an
+    attempt. ``event_ids`` / ``link_ids`` restrict it to those rows (an empty collection
+    means none of that kind). Never call it inside a transaction that recorded usage: claims
+    must commit before anything is sent. Without ``backend`` the configured one is built and
+    closed afterwards.
     """
     own_backend = backend is None
     sink = backend or get_backend()
