@@ -19,7 +19,8 @@ REQUEST_TIMEOUT = 10.0
 @dataclass(frozen=True)
 class BackendFailure:
     """Why a call failed; ``unreachable`` means calling again now would fail the same way
-    (network, outage, 5xx, 429, or a backend that can't read at all)."""
+    (network, outage, 5xx, 429, refused credentials, or a backend that can't read at
+    all)."""
 
     unreachable: bool
     message: str
@@ -39,6 +40,8 @@ def describe_failure(exc: Exception) -> BackendFailure:
     if isinstance(exc, ReadNotSupported):
         return BackendFailure(True, str(exc))
     result = result_for_error("read", exc)
+    if result.rejects_credentials:
+        return BackendFailure(True, result.message)
     if result.outcome == Outcome.RETRY:
         return BackendFailure(
             True, f"Stripe could not be reached ({result.code}: {result.message})."

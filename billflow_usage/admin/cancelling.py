@@ -148,6 +148,13 @@ def _cancel_in_stripe(
             result = result_for_error(identifier, exc)
         if result.outcome == Outcome.DELIVERED:
             outcome.cancelled += [(event, f"Cancelled in Stripe ({identifier}).") for event in unit]
+        elif result.rejects_credentials:
+            left = sum(len(u) for u in units[position:])
+            outcome.refused.append(
+                f"{result.message} {left} sent event(s) were not cancelled: try again once "
+                "the key works (within Stripe's 24 hours)."
+            )
+            return
         elif result.outcome == Outcome.RETRY:
             left = sum(len(u) for u in units[position:])
             outcome.refused.append(

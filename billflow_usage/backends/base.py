@@ -29,6 +29,11 @@ class MeterEvent:
     #: Attempts already made: sinks derive per-attempt idempotency keys from it, so a retry
     #: after an error is a new request while a redo after a crash repeats the same one.
     attempt: int = 0
+    #: For sinks that keep one figure per customer, meter and second, which each request
+    #: overwrites (:attr:`BaseBackend.sets_totals_per_second`): everything the ledger holds
+    #: for this customer and meter at this event's whole second, already sent or in this
+    #: request. None elsewhere (a caller that doesn't say sends ``value`` as that figure).
+    second_total: int | None = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +125,24 @@ class ReadNotSupported(NotImplementedError):
 
 class Outcome(StrEnum):
     DELIVERED = "delivered"
-    #: Try again later (network, 5xx, 429, lock timeouts, expired sessions).
+    #: Try again later (network, 5xx, 429, lock timeouts, expired sessions, and credentials
+    #: the sink refused: see :data:`CREDENTIAL_CODES`).
     RETRY = "retry"
     #: Will not succeed as it is: keep the code and message for a human.
     FAILED = "failed"
+    #: Never sent: the caller's deadline passed first (see :meth:`BaseBackend.within`).
+    #: Nothing happened, so the rows are given back without counting an attempt.
+    NOT_SENT = "not_sent"
+
+
+#: Result codes (with :attr:`Outcome.RETRY`) saying the sink refused our credentials, not the
+#: item: a key it doesn't know, revoked or missing (401), or a restricted key without the
+#: permission (403). Nothing is wrong with the item and nothing goes through until the
+#: credentials are fixed, so rows wait as in an outage without using up their attempts, and
+#: every batch says so loudly. Sinks answer these codes with a message saying what to fix.
+CREDENTIALS_REJECTED = "credentials_rejected"
+PERMISSION_DENIED = "permission_denied"
+CREDENTIAL_CODES = frozenset({CREDENTIALS_REJECTED, PERMISSION_DENIED})
 
 
 @dataclass(frozen=True)
@@ -137,6 +156,22 @@ class Result:
     #: Seconds the sink asked us to wait before the next attempt, when it said.
     retry_after: float | None = None
 
+    @property
+    def rejects_credentials(self) -> bool:
+        """The sink refused our credentials rather than this item."""
+        return self.outcome == Outcome.RETRY and self.code in CREDENTIAL_CODES
+
+
+class CredentialsRejected(Exception):
+    """A read (``billflow_sync``, the admin) refused for our credentials: ``code`` is one of
+    :data:`CREDENTIAL_CODES`, the message says what to fix. The same call succeeds once the
+    credentials work."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
 
 class BaseBackend(abc.ABC):
     """A sink for usage. One instance may serve many batches; ``close()`` releases it."""
@@ -148,6 +183,11 @@ class BaseBackend(abc.ABC):
     #: The sink needs :attr:`MeterEvent.subscription_item_id` (legacy usage records); it is
     #: looked up for each batch only when this is True.
     needs_subscription_items: bool = True
+    #: The sink has no identifier to deduplicate a resent event, and keeps one figure per
+    #: customer, meter and second that a request overwrites (legacy usage records with
+    #: ``action=set``): the engine then sends each second once per batch, carrying the whole
+    #: second (:attr:`MeterEvent.second_total`), so a resend can never count twice.
+    sets_totals_per_second: bool = False
 
     def __init__(self, **options: Any) -> None:
         self.options = options
@@ -165,10 +205,20 @@ class BaseBackend(abc.ABC):
         """Cancel a recently sent event."""
 
     def is_outage(self, result: Result) -> bool:
-        """Whether ``result`` says the sink itself is unavailable rather than something about
-        this event: rows waiting on such answers are retried as soon as the sink answers
-        again (see ``delivery/recovery.py``). Sinks that can't tell answer False."""
-        return False
+        """Whether ``result`` says the sink itself is unavailable (or refuses our
+        credentials) rather than something about this event: rows waiting on such answers
+        are retried as soon as the sink answers again (see ``delivery/recovery.py``). Sinks
+        that can't tell more than the credentials answer this default."""
+        return result.rejects_credentials
+
+    def within(self, deadline: float | None) -> BaseBackend:
+        """This sink with its calls bounded by ``deadline`` (a ``time.monotonic()`` instant;
+        None: unbounded), for a caller that must not wait past it (the in-request attempt):
+        no request starts after it (those events answer :attr:`Outcome.NOT_SENT`) and each
+        request's timeout is capped by the time left. It shares this sink's connections;
+        close this sink, not the view. Sinks that can't bound their calls return
+        themselves (the default)."""
+        return self
 
     def close(self) -> None:  # noqa: B027 - optional hook, most sinks hold nothing
         """Release connections or sessions."""

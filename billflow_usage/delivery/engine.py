@@ -33,11 +33,13 @@ def deliver_pending(
 ) -> DeliveryStats:
     """Deliver due usage events and seat quantities, batch after batch, until none is due.
 
-    ``max_batches`` and ``time_limit`` (seconds, looked at between rounds of
-    ``DELIVERY_CONCURRENCY`` requests) bound the run; ``event_ids`` / ``link_ids`` restrict
-    it to those rows (an empty collection means none of that kind). Never call it inside a
-    transaction that recorded usage: claims must commit before anything is sent. Without
-    ``backend`` the configured one is built and closed afterwards.
+    ``max_batches`` and ``time_limit`` (seconds) bound the run: after the time limit no
+    request starts and, with backends that can bound their calls (:meth:`BaseBackend.within`,
+    the Stripe backend), no request outlives it; rows not sent are given back without an
+    attempt. ``event_ids`` / ``link_ids`` restrict it to those rows (an empty collection
+    means none of that kind). Never call it inside a transaction that recorded usage: claims
+    must commit before anything is sent. Without ``backend`` the configured one is built and
+    closed afterwards.
     """
     own_backend = backend is None
     sink = backend or get_backend()
@@ -72,12 +74,21 @@ def deliver_batch(
     started = time.monotonic()
     using = router.db_for_write(UsageEvent)
     stats = DeliveryStats(batches=1)
+    bounded = backend.within(deadline)  # no request starts, nor outlives, the deadline
     if event_ids is None or event_ids:
-        stats += _deliver_events(backend, using, batch_size, deadline, event_ids)
+        stats += _deliver_events(bounded, using, batch_size, deadline, event_ids)
     if link_ids is None or link_ids:
-        stats += push_due_seats(
-            backend, using=using, limit=batch_size, deadline=deadline, link_ids=link_ids
+        seats = push_due_seats(
+            bounded, using=using, limit=batch_size, deadline=deadline, link_ids=link_ids
         )
+        if seats.seats_refused:
+            logger.error(
+                "%r refused our credentials for %d seat quantity push(es): nothing will be "
+                "delivered until they work (the subscription item links say what to fix).",
+                backend,
+                seats.seats_refused,
+            )
+        stats += seats
     stats.batches = 1
     if not stats.idle:
         logger.info(
@@ -109,14 +120,39 @@ def _deliver_events(
     if not held.events:
         return stats
     items, decided = sending.plan(
-        held, using=using, subscription_items=backend.needs_subscription_items
+        held,
+        using=using,
+        subscription_items=backend.needs_subscription_items,
+        by_second=backend.sets_totals_per_second,
     )
-    sent, unsent = sending.send(items, backend, deadline=deadline)
+    refused_before = outage_watch.refused_batches
+    sent, unsent = sending.send(items, backend, deadline=deadline, probe=refused_before > 0)
     if unsent:
         stats.released = claim.release(using=using, token=held.token, ids=[e.pk for e in unsent])
-    marked = marking.mark([*decided, *sent], token=held.token, using=using, backend=backend)
+    _report_refused_credentials(backend, sent)
+    marked = marking.mark(
+        [*decided, *sent],
+        token=held.token,
+        using=using,
+        backend=backend,
+        refused_batches=refused_before + 1,
+    )
     outage_watch.observe(backend, [result for _, result in sent], using=using, now=timezone.now())
     stats.delivered = len(marked.delivered)
     stats.retried = len(marked.retried)
     stats.failed = len(marked.failed)
+    stats.refused = len(marked.refused)
     return stats
+
+
+def _report_refused_credentials(backend: BaseBackend, sent: sending.Outcomes) -> None:
+    """Say loudly, on every batch it happens, that the sink refused our credentials."""
+    refused = [(rows, result) for rows, result in sent if result.rejects_credentials]
+    if refused:
+        logger.error(
+            "%r refused our credentials for %d usage event(s): nothing will be delivered "
+            "until they work. %s",
+            backend,
+            sum(len(rows) for rows, _ in refused),
+            refused[0][1].message,
+        )

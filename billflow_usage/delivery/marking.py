@@ -5,6 +5,11 @@ values (a batch that went well is one UPDATE), without reading the rows first. T
 ``usage_delivered`` and ``delivery_failed`` signals go out after it committed (outside any
 transaction the caller opened, they run once the caller's block ends), with the rows as
 marked, read back only when a receiver is connected.
+
+Every result counts an attempt except credentials the sink refused
+(:attr:`~billflow_usage.backends.base.Result.rejects_credentials`): that is the account's
+problem, not the row's, so such rows wait (backing off with the number of batches refused in
+a row, at most :data:`CREDENTIALS_MAX_DELAY`) and never give up.
 """
 
 from __future__ import annotations
@@ -32,9 +37,13 @@ from billflow_usage.signals import delivery_failed, usage_delivered
 
 logger = logging.getLogger("billflow_usage")
 
+#: Rows waiting on refused credentials are tried again at least this often (seconds), so a
+#: fixed key is noticed within minutes even when nothing new is recorded.
+CREDENTIALS_MAX_DELAY = 300.0
+
 
 class Written(NamedTuple):
-    """What marking writes on a row besides ``attempts`` (always +1) and the cleared claim."""
+    """What marking writes on a row besides ``attempts`` and the cleared claim."""
 
     status: str
     #: Only a retry moves it.
@@ -42,12 +51,16 @@ class Written(NamedTuple):
     last_error_code: str
     last_error_message: str
     sent_at: datetime | None
+    #: ``attempts`` +1, except for refused credentials.
+    attempted: bool = True
 
     def columns(self) -> dict[str, object]:
-        """The UPDATE's values."""
-        values = self._asdict()
+        """The UPDATE's values, ``attempts`` included."""
+        values: dict[str, object] = self._asdict()
+        del values["attempted"]
         if self.next_attempt_at is None:
             del values["next_attempt_at"]
+        values["attempts"] = F("attempts") + 1 if self.attempted else F("attempts")
         return values
 
 
@@ -62,6 +75,8 @@ class Marked:
     delivered: list[int] = field(default_factory=list)
     retried: list[int] = field(default_factory=list)
     failed: list[int] = field(default_factory=list)
+    #: Waiting on credentials the sink refused.
+    refused: list[int] = field(default_factory=list)
 
     @classmethod
     def of(cls, writes: Writes) -> Marked:
@@ -71,13 +86,25 @@ class Marked:
                 marked.delivered.extend(pks)
             elif written.status == UsageEvent.Status.FAILED:
                 marked.failed.extend(pks)
+            elif not written.attempted:
+                marked.refused.extend(pks)
             else:
                 marked.retried.extend(pks)
         return marked
 
 
-def mark(outcomes: Outcomes, *, token: uuid.UUID, using: str, backend: BaseBackend) -> Marked:
+def mark(
+    outcomes: Outcomes,
+    *,
+    token: uuid.UUID,
+    using: str,
+    backend: BaseBackend,
+    refused_batches: int = 1,
+) -> Marked:
     """Apply each result to its events (one Stripe event may stand for a group of rows).
+
+    ``refused_batches``: how many batches in a row (this one included) had their credentials
+    refused; rows waiting on credentials back off with it.
 
     Optimistic: every row is written where the claim's token still holds it. Only when some
     rows were not (their lease ran out and another claim took them over, or they were
@@ -87,7 +114,12 @@ def mark(outcomes: Outcomes, *, token: uuid.UUID, using: str, backend: BaseBacke
         return Marked()
     now = timezone.now()
     ids = {event.pk for events, _ in outcomes for event in events}
-    writes, groups = _writes(outcomes, ids, now)
+    wait = backoff(
+        refused_batches,
+        base=billflow_settings.RETRY_BASE_DELAY,
+        cap=min(billflow_settings.RETRY_MAX_DELAY, CREDENTIALS_MAX_DELAY),
+    )
+    writes, groups = _writes(outcomes, ids, now, wait)
     with transaction.atomic(using=using):
         complete = _apply(writes, groups, token, now, using) == len(ids)
         if not complete:
@@ -95,7 +127,7 @@ def mark(outcomes: Outcomes, *, token: uuid.UUID, using: str, backend: BaseBacke
     if not complete:
         with transaction.atomic(using=using):
             held = set(_held(ids, token, using).select_for_update().values_list("pk", flat=True))
-            writes, groups = _writes(outcomes, held, now)
+            writes, groups = _writes(outcomes, held, now, wait)
             _apply(writes, groups, token, now, using)
     _send_signals(writes, type(backend), using)
     return Marked.of(writes)
@@ -115,24 +147,24 @@ def _apply(
     written = 0
     for values, pks in writes.items():
         written += _held(pks, token, using).update(
-            **values.columns(),
-            attempts=F("attempts") + 1,
-            claimed_until=None,
-            claim_token=None,
+            **values.columns(), claimed_until=None, claim_token=None
         )
     _mark_groups(groups, now, using)
     return written
 
 
-def _writes(outcomes: Outcomes, held: set[int], now: datetime) -> tuple[Writes, dict[int, str]]:
-    """The rows to write for each distinct set of values, and the new status of each group."""
+def _writes(
+    outcomes: Outcomes, held: set[int], now: datetime, wait: timedelta
+) -> tuple[Writes, dict[int, str]]:
+    """The rows to write for each distinct set of values, and the new status of each group;
+    ``wait`` is the delay of rows waiting on refused credentials."""
     writes: defaultdict[Written, list[int]] = defaultdict(list)
     groups: dict[int, str] = {}
     delays: dict[tuple[int, float | None], timedelta] = {}
     for events, result in outcomes:
         for event in events:
             if event.pk in held:
-                written = _written(event, result, now, delays)
+                written = _written(event, result, now, delays, wait)
                 writes[written].append(event.pk)
                 if event.group_id is not None:
                     groups[event.group_id] = _group_status(written.status)
@@ -144,11 +176,15 @@ def _written(
     result: Result,
     now: datetime,
     delays: dict[tuple[int, float | None], timedelta],
+    wait: timedelta,
 ) -> Written:
     attempts = event.attempts + 1
     if result.outcome == Outcome.DELIVERED:
         return Written(UsageEvent.Status.SENT, None, "", "", now)
     code = result.code[:100]
+    if result.rejects_credentials:
+        pending = UsageEvent.Status.PENDING
+        return Written(pending, now + wait, code, result.message, None, attempted=False)
     if result.outcome == Outcome.RETRY and attempts < billflow_settings.MAX_ATTEMPTS:
         # One jittered delay per attempt count in a batch: rows that failed together retry
         # together (one claim, one request in v2), while other workers' rows spread out.

@@ -22,16 +22,21 @@ logger = logging.getLogger("billflow_usage")
 
 
 class OutageWatch:
-    """The outage answers this process has seen since the sink last answered."""
+    """The outage answers this process has seen since the sink last answered, and how many
+    batches in a row had their credentials refused (rows waiting on credentials back off
+    with it, and while it is not 0 a batch first tries one event: see
+    :func:`~billflow_usage.delivery.sending.send`)."""
 
     def __init__(self) -> None:
         self._codes: set[str] = set()
         self._lock = threading.Lock()
+        self.refused_batches = 0
 
     def forget(self) -> None:
         """Drop what was seen (a new test, a sink replaced)."""
         with self._lock:
             self._codes.clear()
+            self.refused_batches = 0
 
     def observe(
         self, backend: BaseBackend, results: Iterable[Result], *, using: str, now: datetime
@@ -44,8 +49,11 @@ class OutageWatch:
         with self._lock:
             if not went_through:
                 self._codes |= outage
+                if any(result.rejects_credentials for result in answers):
+                    self.refused_batches += 1
                 return 0
             codes, self._codes = self._codes, outage
+            self.refused_batches = 0
         if not codes:
             return 0
         woken = (

@@ -63,6 +63,8 @@ def push_due_seats(
         mark_link(item, result, using=using)
         if result.outcome == Outcome.DELIVERED:
             stats.seats_pushed += 1
+        elif result.rejects_credentials:
+            stats.seats_refused += 1
         elif result.outcome == Outcome.RETRY:
             stats.seats_retried += 1
         else:

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Result
 from billflow_usage.conf import billflow_settings
+from billflow_usage.delivery import seconds
 from billflow_usage.delivery.arrays import one_of
 from billflow_usage.delivery.claimed import Claim, ClaimedEvent
 from billflow_usage.models import DeliveryGroup, Metric, SubscriptionItemLink
@@ -31,6 +32,7 @@ CHUNK = 100
 TOO_OLD_CODE = "timestamp_too_far_in_past"
 
 Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]
+NOT_SENT = Result("", Outcome.NOT_SENT)
 
 
 @dataclass
@@ -42,10 +44,12 @@ class Item:
 
 
 def plan(
-    claim: Claim, *, using: str, subscription_items: bool = True
+    claim: Claim, *, using: str, subscription_items: bool = True, by_second: bool = False
 ) -> tuple[list[Item], Outcomes]:
     """The items to send, and the outcomes known without sending (group already accepted,
-    too old for Stripe). ``subscription_items``: fill in each customer's stored item."""
+    too old for Stripe). ``subscription_items``: fill in each customer's stored item;
+    ``by_second``: one item per customer, metric and second, carrying the whole second
+    (see :mod:`~billflow_usage.delivery.seconds`)."""
     now = timezone.now()
     items: dict[str, Item] = {}
     decided: Outcomes = []
@@ -64,32 +68,60 @@ def plan(
             decided.append((item.members, _too_old(item.event, now)))
         else:
             sendable.append(item)
+    if by_second:
+        sendable, refused = seconds.by_second(sendable, using=using)
+        decided += refused
     if subscription_items:
         _add_subscription_items(sendable, using)
     return sendable, decided
 
 
 def send(
-    items: Sequence[Item], backend: BaseBackend, *, deadline: float | None
+    items: Sequence[Item], backend: BaseBackend, *, deadline: float | None, probe: bool = False
 ) -> tuple[Outcomes, list[ClaimedEvent]]:
-    """Send round after round; return the outcomes and the rows left unsent when time ran
-    out."""
+    """Send round after round; return the outcomes and the rows left unsent because the
+    deadline passed first (between rounds, or within one: the backend answered ``NOT_SENT``).
+
+    ``probe`` (the last batch had its credentials refused): send one event first, and when
+    the sink refuses the credentials again, answer the others the same without sending
+    them, rather than hammering it with requests that can't succeed.
+    """
     outcomes: Outcomes = []
+    if probe and items:
+        outcomes = _round(items[:1], backend)
+        [(_, answer)] = outcomes
+        if answer.rejects_credentials:
+            return outcomes + [(item.members, answer) for item in items[1:]], []
+        items = items[1:]
     size = CHUNK * billflow_settings.DELIVERY_CONCURRENCY
     for start in range(0, len(items), size):
         if deadline is not None and time.monotonic() >= deadline:
-            return outcomes, [event for item in items[start:] for event in item.members]
-        chunk = items[start : start + size]
-        by_key = {result.key: result for result in _call(backend, [i.event for i in chunk])}
-        for item in chunk:
-            result = by_key.get(item.event.identifier) or Result(
+            outcomes += [(item.members, NOT_SENT) for item in items[start:]]
+            break
+        outcomes += _round(items[start : start + size], backend)
+    sent = [(rows, result) for rows, result in outcomes if result.outcome != Outcome.NOT_SENT]
+    unsent = [
+        row for rows, result in outcomes if result.outcome == Outcome.NOT_SENT for row in rows
+    ]
+    return sent, unsent
+
+
+def _round(items: Sequence[Item], backend: BaseBackend) -> Outcomes:
+    """One call to the backend; each item with its result."""
+    by_key = {result.key: result for result in _call(backend, [i.event for i in items])}
+    return [
+        (
+            item.members,
+            by_key.get(item.event.identifier)
+            or Result(
                 item.event.identifier,
                 Outcome.RETRY,
                 "no_result",
                 f"{type(backend).__name__} returned no result for this event.",
-            )
-            outcomes.append((item.members, result))
-    return outcomes, []
+            ),
+        )
+        for item in items
+    ]
 
 
 def _call(backend: BaseBackend, events: list[MeterEvent]) -> list[Result]:

@@ -17,11 +17,15 @@ class DeliveryStats:
     failed: int = 0
     #: Claimed events given back unsent because the time limit ran out.
     released: int = 0
+    #: Events waiting because the sink refused our credentials (not counted in ``retried``).
+    refused: int = 0
     #: Seat quantities claimed, pushed, scheduled again or failed.
     seats_claimed: int = 0
     seats_pushed: int = 0
     seats_retried: int = 0
     seats_failed: int = 0
+    #: Seat pushes waiting because the sink refused our credentials.
+    seats_refused: int = 0
 
     def __iadd__(self, other: DeliveryStats) -> DeliveryStats:
         for field in fields(self):
@@ -38,8 +42,12 @@ class DeliveryStats:
 
     def summary(self) -> str:
         """One human line, as the worker prints and the engine logs."""
-        return (
+        line = (
             f"{self.claimed} claimed: {self.delivered} delivered, {self.retried} to retry, "
             f"{self.failed} failed, {self.released} released; seats: {self.seats_pushed} "
             f"pushed, {self.seats_retried} to retry, {self.seats_failed} failed"
         )
+        if self.refused or self.seats_refused:
+            waiting = self.refused + self.seats_refused
+            line += f"; {waiting} waiting on rejected credentials"
+        return line

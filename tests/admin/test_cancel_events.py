@@ -13,6 +13,7 @@ from django.utils import timezone
 import billflow_usage
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import UsageEvent
+from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
 from tests.admin.conftest import Account, ago
 from tests.factories import UsageEventFactory
 
@@ -112,6 +113,19 @@ def test_stripe_down_leaves_rows_sent(client, editor, account) -> None:
     assert response.status_code == 200
     assert "Stripe could not be reached" in response.text
     assert "2 sent event(s) were not cancelled: try again shortly" in response.text
+    assert [status(row) for row in rows] == ["sent", "sent"]
+
+
+def test_a_rejected_key_says_so_and_leaves_rows_sent(client, editor, account) -> None:
+    rows = sent(account, 5, 6)
+    account.fake.keys.revoke(FAKE_STRIPE_API_KEY)
+    client.force_login(editor)
+
+    response = cancel(client, rows)
+
+    assert "Stripe rejected the API key" in response.text
+    assert "2 sent event(s) were not cancelled: try again once the key works" in response.text
+    assert FAKE_STRIPE_API_KEY not in response.text
     assert [status(row) for row in rows] == ["sent", "sent"]
 
 

@@ -8,7 +8,7 @@ import pytest
 import stripe
 
 from billflow_usage.backends.base import Outcome
-from billflow_usage.backends.stripe.errors import redact, result_for_error
+from billflow_usage.backends.stripe.errors import is_outage, redact, result_for_error
 
 
 def error(cls: type[stripe.StripeError], status: int | None, **kwargs: Any) -> stripe.StripeError:
@@ -61,7 +61,8 @@ def error(cls: type[stripe.StripeError], status: int | None, **kwargs: Any) -> s
             Outcome.RETRY,
             "lock",
         ),
-        (error(stripe.AuthenticationError, 401), Outcome.FAILED, "http_401"),
+        (error(stripe.AuthenticationError, 401), Outcome.RETRY, "credentials_rejected"),
+        (error(stripe.PermissionError, 403), Outcome.RETRY, "permission_denied"),
         (
             error(
                 stripe.InvalidRequestError,
@@ -99,5 +100,24 @@ def test_request_ids_are_kept_and_secrets_masked() -> None:
 
     message = result_for_error("k", exc).message
 
-    assert message == "Bad key sk_test_*** and token mes_test_*** (Stripe request req_42)"
+    assert "(Bad key sk_test_*** and token mes_test_*** (Stripe request req_42))" in message
+    assert "abc123XYZ" not in message
     assert redact("x" * 2000).endswith("…")
+
+
+@pytest.mark.parametrize(
+    ("cls", "status", "says"),
+    [
+        (stripe.AuthenticationError, 401, "set BILLFLOW_USAGE['STRIPE_API_KEY']"),
+        (stripe.PermissionError, 403, "Grant the key that permission"),
+    ],
+)
+def test_refused_credentials_say_what_to_fix_and_are_an_outage(
+    cls: type[stripe.StripeError], status: int, says: str
+) -> None:
+    result = result_for_error("k", error(cls, status, message="Invalid API Key provided"))
+
+    assert result.rejects_credentials
+    assert says in result.message
+    assert "Invalid API Key provided" in result.message
+    assert is_outage(result)

@@ -3,12 +3,15 @@ and secrets kept out of everything it returns."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
+import stripe
 
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import Cancellation, Outcome, QuantityPush
+from billflow_usage.backends.locmem import LocMemBackend
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.testing.fake_stripe import FakeStripe
 from tests.backends.conftest import event
@@ -71,7 +74,8 @@ def test_a_rejected_key_never_shows_in_results(fake_stripe: FakeStripe, customer
     [result] = backend.send_meter_events([event(customer, "k-1")])
     push = backend.push_quantity(QuantityPush("si_x", 1, "none", "k"))
 
-    assert result.outcome == Outcome.FAILED
+    assert (result.outcome, result.code) == (Outcome.RETRY, "credentials_rejected")
+    assert push.code == "credentials_rejected"
     for text in (result.message, result.code, push.message, repr(backend)):
         assert "SuperSecretValue" not in text
     assert "sk_live_" in result.message  # Stripe's own masked hint is kept
@@ -162,3 +166,40 @@ def test_cancel_is_refused_for_legacy_usage_records(fake_stripe: FakeStripe) -> 
     result = StripeBackend(meter_api="legacy").cancel_meter_event(Cancellation("x", "y"))
 
     assert (result.outcome, result.code) == (Outcome.FAILED, "unsupported")
+
+
+@pytest.mark.parametrize("meter_api", ["v1", "v2", "legacy"])
+def test_a_view_past_its_deadline_starts_no_request(
+    fake_stripe: FakeStripe, customer: str, meter: str, meter_api: str
+) -> None:
+    backend = StripeBackend(meter_api=meter_api)
+    view = backend.within(time.monotonic())
+
+    results = view.send_meter_events([event(customer, "d-1"), event(customer, "d-2")])
+
+    assert [(r.key, r.outcome) for r in results] == [
+        ("d-1", Outcome.NOT_SENT),
+        ("d-2", Outcome.NOT_SENT),
+    ]
+    assert fake_stripe.request_count() == 0
+    view.close()  # a view shares the backend's connections and threads: nothing closes
+    [result] = backend.send_meter_events([event(customer, "d-3")])
+    assert result.outcome != Outcome.NOT_SENT
+    assert backend.within(None) is backend
+    backend.close()
+
+
+def test_other_sinks_cannot_bound_their_calls_and_ignore_deadlines() -> None:
+    sink = LocMemBackend()
+
+    assert sink.within(time.monotonic()) is sink
+
+
+def test_a_meter_stripe_refuses_to_create_raises_its_error(fake_stripe: FakeStripe) -> None:
+    backend = StripeBackend()
+
+    with pytest.raises(stripe.InvalidRequestError):
+        backend.create_meter(event_name="exports", formula="median", display_name="Exports")
+
+    assert backend.list_meters() == []
+    backend.close()

@@ -3,7 +3,10 @@ version, for metered prices without a meter."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.delivery import deliver_pending
@@ -45,13 +48,44 @@ def test_usage_records_are_added_to_the_customers_item(
     fake_stripe: FakeStripe, storage: Metric, customer: str, item_id: str
 ) -> None:
     link(storage, customer, item_id)
-    billflow_usage.record_usage("storage_gb", customer, 3)
-    billflow_usage.record_usage("storage_gb", customer, 4)
+    moment = timezone.now() - timedelta(minutes=1)
+    billflow_usage.record_usage("storage_gb", customer, 3, timestamp=moment)
+    billflow_usage.record_usage("storage_gb", customer, 4, timestamp=moment + timedelta(seconds=1))
 
     assert deliver_pending().delivered == 2
 
     assert fake_stripe.usage_record_totals == {item_id: 7}
     assert fake_stripe.request_count(f"/v1/subscription_items/{item_id}/usage_records") == 2
+
+
+def test_each_request_sets_the_whole_second_it_falls_in(
+    fake_stripe: FakeStripe, storage: Metric, customer: str, item_id: str
+) -> None:
+    link(storage, customer, item_id)
+    moment = timezone.now() - timedelta(minutes=1)
+    for value in (3, 4):
+        billflow_usage.record_usage("storage_gb", customer, value, timestamp=moment)
+    assert deliver_pending().delivered == 2  # one request for the second: 7
+    billflow_usage.record_usage("storage_gb", customer, 5, timestamp=moment)
+
+    assert deliver_pending().delivered == 1  # sets the second to 3 + 4 + 5
+
+    assert fake_stripe.usage_record_totals == {item_id: 12}
+    assert fake_stripe.request_count(f"/v1/subscription_items/{item_id}/usage_records") == 2
+
+
+def test_a_negative_correction_fails_before_sending_saying_what_to_do(
+    fake_stripe: FakeStripe, storage: Metric, customer: str, item_id: str
+) -> None:
+    link(storage, customer, item_id)
+    event = billflow_usage.record_usage("storage_gb", customer, -2)
+
+    assert deliver_pending().failed == 1
+
+    event.refresh_from_db()
+    assert event.last_error_code == "negative_usage_record"
+    assert "credit note" in event.last_error_message
+    assert fake_stripe.request_count("/v1/subscription_items") == 0
 
 
 def test_without_a_stored_item_events_wait_with_a_clear_error(

@@ -191,6 +191,22 @@ def test_cancel_within_24_hours(
 
 
 @pytest.mark.usefixtures("meter")
+def test_cancelling_again_is_refused_saying_it_is_already_canceled(
+    client: stripe.StripeClient, fake: FakeStripe, customer: str
+) -> None:
+    send(client, customer, "10", identifier="evt-1")
+    cancel = {"event_name": "api_calls", "type": "cancel", "cancel": {"identifier": "evt-1"}}
+    client.v1.billing.meter_event_adjustments.create(cancel)  # type: ignore[arg-type]
+
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        client.v1.billing.meter_event_adjustments.create(cancel)  # type: ignore[arg-type]
+
+    assert exc.value.http_status == 400
+    assert "has already been canceled" in (exc.value.user_message or "")
+    assert fake.meter_event_total("api_calls", customer) == 0
+
+
+@pytest.mark.usefixtures("meter")
 def test_cancel_unknown_identifier(client: stripe.StripeClient) -> None:
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.billing.meter_event_adjustments.create(

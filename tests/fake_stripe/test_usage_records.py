@@ -17,13 +17,18 @@ def legacy_item(fake: FakeStripe, customer: str) -> str:
 
 
 def report(
-    client: stripe.StripeClient, item: str, quantity: int, action: str, version: str = LEGACY
+    client: stripe.StripeClient,
+    item: str,
+    quantity: int,
+    action: str,
+    version: str = LEGACY,
+    timestamp: int = 1_700_000_000,
 ) -> stripe.StripeResponse:
     return client.raw_request(
         "post",
         f"/v1/subscription_items/{item}/usage_records",
         quantity=quantity,
-        timestamp=1_700_000_000,
+        timestamp=timestamp,
         action=action,
         stripe_version=version,
     )
@@ -40,6 +45,17 @@ def test_increment_and_set(client: stripe.StripeClient, fake: FakeStripe, legacy
     assert fake.usage_record_totals == {legacy_item: 7}
     report(client, legacy_item, 2, "set")
     assert fake.usage_record_totals == {legacy_item: 2}
+
+
+def test_set_overwrites_the_quantity_at_its_timestamp_only(
+    client: stripe.StripeClient, fake: FakeStripe, legacy_item: str
+) -> None:
+    report(client, legacy_item, 3, "increment", timestamp=1_700_000_000)
+    report(client, legacy_item, 4, "increment", timestamp=1_700_000_001)
+    report(client, legacy_item, 5, "set", timestamp=1_700_000_001)
+    report(client, legacy_item, 5, "set", timestamp=1_700_000_001)  # the same again: no change
+
+    assert fake.usage_record_totals == {legacy_item: 3 + 5}
 
 
 @pytest.mark.parametrize("version", ["2025-03-31.basil", "2026-08-26.dahlia"])

@@ -164,6 +164,70 @@ def deliver_with_revoked_key(scene: Scene) -> UsageEvent:
     return scene.deliver(scene.under_test)
 
 
+def deliver_without_the_permission(scene: Scene) -> UsageEvent:
+    from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
+
+    scene.fake.keys.deny(FAKE_STRIPE_API_KEY, "/v1/billing/meter_events")
+    return scene.deliver(scene.under_test)
+
+
+def deliver_after_stripe_forgot_the_session(scene: Scene) -> UsageEvent:
+    """A v2 session in use, then a restarted Stripe that no longer knows it."""
+    from billflow_usage.backends.base import MeterEvent
+    from billflow_usage.backends.stripe import StripeBackend
+    from billflow_usage.delivery import deliver_pending
+
+    scene.configure(METER_API="v2")
+    backend = StripeBackend()
+    backend.send_meter_events([MeterEvent("warm-1", "api_calls", scene.customer, 1, ahead(0))])
+    scene.fake.forget_sessions()
+    deliver_pending(backend=backend, event_ids=[scene.under_test.pk], link_ids=[])
+    backend.close()
+    scene.under_test.refresh_from_db()
+    return scene.under_test
+
+
+def push_with_revoked_key(scene: Scene) -> SubscriptionItemLink:
+    scene.configure(STRIPE_API_KEY=REVOKED_KEY)
+    return scene.push(scene.under_test)
+
+
+def retry_after_a_stored_500(scene: Scene) -> UsageEvent:
+    """Stripe stores the 500 under the request's key; the retry must not reuse it."""
+    scene.fake.faults.add("stored_error", route="/v1/billing/meter_events", times=1)
+    event = scene.deliver(scene.under_test)
+    assert event.last_error_code == "http_500"
+    time.sleep(0.01)  # past the (test settings') one-millisecond backoff
+    return scene.deliver(event)
+
+
+def legacy_record(scene: Scene) -> UsageEvent:
+    """Usage of a new customer whose item is on a meterless metered price (legacy mode)."""
+    from billflow_usage.models import SubscriptionItemLink
+
+    customer = str(scene.fake.create_customer()["id"])
+    price = scene.fake.create_price(usage_type="metered")
+    subscription = scene.fake.create_subscription(customer, price["id"])
+    SubscriptionItemLink.objects.create(
+        customer_id=customer,
+        metric=scene.metric,
+        stripe_subscription_item_id=subscription["items"]["data"][0]["id"],
+    )
+    return billflow_usage.record_usage(scene.metric, customer, 6)
+
+
+def retry_a_usage_record_stored_500_after_effect(scene: Scene) -> UsageEvent:
+    """The usage record was made, then Stripe stored a 500: the retry must neither be
+    blocked by the stored answer nor count the usage twice."""
+    scene.configure(METER_API="legacy")
+    scene.fake.faults.add("stored_error_after_effect", route="/v1/subscription_items/*", times=1)
+    event = scene.deliver(scene.under_test)
+    time.sleep(0.01)
+    event = scene.deliver(event)
+    assert sum(scene.fake.usage_record_totals.values()) == 6
+    return event
+
+
 def deliver_with_stripe_clock_behind(scene: Scene) -> UsageEvent:
     scene.fake.clock.advance(-3600)
     return scene.deliver(scene.under_test)
@@ -196,6 +260,12 @@ def link_seats(scene: Scene, item_id: str) -> SubscriptionItemLink:
         customer_id=customer, metric=scene.seats, stripe_subscription_item_id=item_id
     )
     return billflow_usage.set_quantity(scene.seats, customer, 5)
+
+
+def licensed_item(scene: Scene) -> str:
+    """A new subscription item on a seat price."""
+    subscription = scene.fake.create_subscription(scene.customer, scene.fake.create_price()["id"])
+    return str(subscription["items"]["data"][0]["id"])
 
 
 def seats_on_a_metered_item(scene: Scene) -> SubscriptionItemLink:
@@ -560,10 +630,50 @@ CASES = [
     BadInput(
         "stripe-key-refused",
         "Stripe",
-        "an API key Stripe refuses (401)",
-        Marked("failed", "http_401", "Invalid API Key provided: sk_live_****oked"),
+        "an API key Stripe refuses (401): the row waits, using up no attempt",
+        Marked("pending", "credentials_rejected", "Invalid API Key provided: sk_live_****oked"),
         deliver_with_revoked_key,
         prepare=record,
+    ),
+    BadInput(
+        "stripe-key-lacks-permission",
+        "Stripe",
+        "a restricted key without the permission (403): the row waits",
+        Marked("pending", "permission_denied", "'rak_billing_meter_event_write' permission"),
+        deliver_without_the_permission,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-session-forgotten",
+        "Stripe",
+        "a v2 session Stripe forgot (restarted): renewed at once, delivered",
+        Marked("sent", ""),
+        deliver_after_stripe_forgot_the_session,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-seat-key-refused",
+        "Stripe",
+        "a seat push with an API key Stripe refuses (401)",
+        Marked("push pending", "credentials_rejected", "STRIPE_API_KEY", subject="seat link"),
+        push_with_revoked_key,
+        prepare=lambda s: link_seats(s, licensed_item(s)),
+    ),
+    BadInput(
+        "stripe-stored-500",
+        "Stripe",
+        "a 500 Stripe stored under the request's idempotency key: the retry uses a new key",
+        Marked("sent", ""),
+        retry_after_a_stored_500,
+        prepare=record,
+    ),
+    BadInput(
+        "stripe-usage-record-500-after-effect",
+        "Stripe",
+        "legacy: a usage record made, then a 500 stored: sent again, counted once",
+        Marked("sent", ""),
+        retry_a_usage_record_stored_500_after_effect,
+        prepare=legacy_record,
     ),
     BadInput(
         "stripe-clock-skew",

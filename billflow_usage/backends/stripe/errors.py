@@ -8,14 +8,25 @@ human", following Stripe's documented semantics.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import stripe
 
-from billflow_usage.backends.base import Outcome, Result
+from billflow_usage.backends.base import (
+    CREDENTIALS_REJECTED,
+    PERMISSION_DENIED,
+    CredentialsRejected,
+    Outcome,
+    Result,
+)
 
 #: Stripe's answer to a meter event whose identifier it has already accepted.
 DUPLICATE_IDENTIFIER = "An event already exists with identifier"
+#: How an answer to cancelling a meter event that is cancelled already reads. Stripe doesn't
+#: document it (it may as well accept the repeat, which needs nothing): a refusal saying so
+#: means the event is cancelled.
+ALREADY_CANCELLED = re.compile(r"already (been )?cancell?ed", re.IGNORECASE)
 #: The code of a request that never got Stripe's answer (refused, reset, timed out).
 API_CONNECTION_ERROR = "api_connection_error"
 #: Anything shaped like an API key or session token is masked before it reaches a row or log.
@@ -28,14 +39,38 @@ def result_for_error(key: str, exc: Exception) -> Result:
     """Classify one failed call on the item ``key``."""
     if isinstance(exc, stripe.StripeError):
         return _stripe_error(key, exc)
+    if isinstance(exc, CredentialsRejected):
+        return Result(key, Outcome.RETRY, exc.code, exc.message)
     return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
 
 
+def already_cancelled(result: Result) -> Result:
+    """A cancellation refused because the event is cancelled already counts as done (an
+    earlier try took effect, though its answer was lost or a 500)."""
+    if result.outcome == Outcome.FAILED and ALREADY_CANCELLED.search(result.message):
+        return Result(result.key, Outcome.DELIVERED, "already_cancelled", result.message)
+    return result
+
+
 def is_outage(result: Result) -> bool:
-    """Stripe unreachable or failing as a whole (no connection, a 5xx), not this item."""
+    """Stripe unreachable or failing as a whole (no connection, a 5xx) or refusing our
+    credentials, not this item."""
     return result.outcome == Outcome.RETRY and (
-        result.code == API_CONNECTION_ERROR or result.code.startswith("http_5")
+        result.code == API_CONNECTION_ERROR
+        or result.code.startswith("http_5")
+        or result.rejects_credentials
     )
+
+
+@contextmanager
+def credentials_named() -> Iterator[None]:
+    """Raise :class:`CredentialsRejected` (saying what to fix) for a read Stripe refused for
+    our credentials; every other error passes unchanged."""
+    try:
+        yield
+    except (stripe.AuthenticationError, stripe.PermissionError) as exc:
+        result = _stripe_error("", exc)
+        raise CredentialsRejected(result.code, result.message) from exc
 
 
 def redact(text: str) -> str:
@@ -51,6 +86,10 @@ def _stripe_error(key: str, exc: stripe.StripeError) -> Result:
     retry_after = _retry_after(exc.headers)
     if DUPLICATE_IDENTIFIER in message:
         return Result(key, Outcome.DELIVERED, code, message)
+    if isinstance(exc, stripe.AuthenticationError):
+        return Result(key, Outcome.RETRY, CREDENTIALS_REJECTED, _rejected_key(message))
+    if isinstance(exc, stripe.PermissionError):
+        return Result(key, Outcome.RETRY, PERMISSION_DENIED, _missing_permission(message))
     if isinstance(exc, stripe.TemporarySessionExpiredError):
         return Result(key, Outcome.RETRY, code or "session_expired", message, retry_after)
     if isinstance(exc, stripe.APIConnectionError) or status is None:
@@ -64,6 +103,24 @@ def _stripe_error(key: str, exc: stripe.StripeError) -> Result:
     if _header(exc.headers, "stripe-should-retry") == "true":
         return Result(key, Outcome.RETRY, code or f"http_{status}", message, retry_after)
     return Result(key, Outcome.FAILED, code or f"http_{status}", message)
+
+
+def _rejected_key(stripe_message: str) -> str:
+    return (
+        f"Stripe rejected the API key ({stripe_message}). Nothing reaches Stripe until it "
+        "works: set BILLFLOW_USAGE['STRIPE_API_KEY'] (or dj-stripe's secret key) to a valid "
+        "key and restart the processes using it. Waiting usage is then sent, once; it uses "
+        "up no attempts meanwhile."
+    )
+
+
+def _missing_permission(stripe_message: str) -> str:
+    return (
+        f"Stripe refused this restricted key the permission the call needs ({stripe_message}). "
+        "Grant the key that permission in Stripe's Dashboard (Developers > API keys) or "
+        "configure a key that has it. Waiting usage is then sent, once; it uses up no "
+        "attempts meanwhile."
+    )
 
 
 def _code(exc: stripe.StripeError) -> str:

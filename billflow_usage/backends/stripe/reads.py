@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -24,6 +26,8 @@ from billflow_usage.backends.base import (
 )
 
 PAGE = 100
+#: The shortest timeout a request gets, however close its deadline (seconds).
+MIN_TIMEOUT = 0.001
 
 
 class RateLimiter:
@@ -53,11 +57,36 @@ class RateLimiter:
 
 
 class ThrottledRequestsClient(stripe.RequestsClient):
-    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`."""
+    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`
+    and, inside :meth:`until`, a timeout capped by the time left before a deadline."""
 
     def __init__(self, limiter: RateLimiter, **kwargs: Any) -> None:
+        self._deadlines = threading.local()
         super().__init__(**kwargs)
         self.limiter = limiter
+
+    # stripe-python reads ``_timeout`` as each request is made: capped here by the deadline
+    # of the calling thread, if any.
+    @property
+    def _timeout(self) -> float:
+        deadline = getattr(self._deadlines, "at", None)
+        if deadline is None:
+            return self._base_timeout
+        return max(MIN_TIMEOUT, min(self._base_timeout, deadline - time.monotonic()))
+
+    @_timeout.setter
+    def _timeout(self, value: float) -> None:
+        self._base_timeout = value
+
+    @contextmanager
+    def until(self, deadline: float | None) -> Iterator[None]:
+        """Cap the timeout of this thread's requests by the time left before ``deadline``."""
+        previous = getattr(self._deadlines, "at", None)
+        self._deadlines.at = deadline
+        try:
+            yield
+        finally:
+            self._deadlines.at = previous
 
     def request_with_retries(self, *args: Any, **kwargs: Any) -> Any:
         self.limiter.wait()
@@ -87,6 +116,27 @@ def list_meters(client: stripe.StripeClient) -> list[RemoteMeter]:
 def create_meter(
     client: stripe.StripeClient, *, event_name: str, formula: str, display_name: str
 ) -> RemoteMeter:
+    """Create the meter, or adopt the active one Stripe has for ``event_name``.
+
+    Stripe allows one active meter per event name, so when creation fails in any way (it
+    says the meter exists, or a 500 leaves it unknown whether it was made) the account's
+    meters tell: the active one with that event name is the answer, else the error stands.
+    A new idempotency key per call: a stored 500 never blocks the next try.
+    """
+    try:
+        return _create_meter(
+            client, event_name=event_name, formula=formula, display_name=display_name
+        )
+    except stripe.StripeError:
+        for meter in list_meters(client):
+            if meter.event_name == event_name and meter.status == "active":
+                return meter
+        raise
+
+
+def _create_meter(
+    client: stripe.StripeClient, *, event_name: str, formula: str, display_name: str
+) -> RemoteMeter:
     meter = client.v1.billing.meters.create(
         cast(
             Any,
@@ -98,7 +148,7 @@ def create_meter(
                 "value_settings": {"event_payload_key": "value"},
             },
         ),
-        {"idempotency_key": f"bfu-meter-{event_name}"},
+        {"idempotency_key": f"bfu-meter-{event_name}-{uuid.uuid4().hex}"},
     )
     return parse_meter(meter.to_dict())
 

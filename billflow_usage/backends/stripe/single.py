@@ -3,11 +3,13 @@ customer and meter.
 
 Stripe allows one concurrent meter event call per customer per meter, so events are
 partitioned by (customer, event name): partitions run in parallel threads, the events of one
-partition strictly one after another.
+partition strictly one after another. With a deadline, a partition starts no request after
+it: its remaining events answer ``NOT_SENT``.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
@@ -25,16 +27,26 @@ Sender = Callable[[MeterEvent], None]
 
 
 def send_partitioned(
-    events: Sequence[MeterEvent], send: Sender, *, pool: Executor | None
+    events: Sequence[MeterEvent],
+    send: Sender,
+    *,
+    pool: Executor | None,
+    deadline: float | None = None,
 ) -> list[Result]:
     """Send every event with ``send``; each (customer, event name) partition is one task in
-    ``pool`` (or all inline without one), its events strictly one after another."""
+    ``pool`` (or all inline without one), its events strictly one after another, none
+    started after ``deadline`` (``time.monotonic()``)."""
     partitions: defaultdict[tuple[str, str], list[MeterEvent]] = defaultdict(list)
     for event in events:
         partitions[(event.customer_id, event.event_name)].append(event)
 
     def run(partition: list[MeterEvent]) -> list[Result]:
-        return [_attempt(send, event) for event in partition]
+        return [
+            Result(event.identifier, Outcome.NOT_SENT)
+            if deadline is not None and time.monotonic() >= deadline
+            else _attempt(send, event)
+            for event in partition
+        ]
 
     if pool is None or len(partitions) == 1:
         return [result for part in partitions.values() for result in run(part)]
@@ -62,19 +74,26 @@ def v1_sender(client: stripe.StripeClient) -> Sender:
 
 
 def legacy_sender(client: stripe.StripeClient) -> Sender:
-    """Legacy usage records on the event's subscription item, at the pinned API version."""
+    """Legacy usage records on the event's subscription item, at the pinned API version.
+
+    Usage records have no identifier, so each one sets (``action=set``) the whole second it
+    falls in (:attr:`MeterEvent.second_total`): sending it again, after any answer, sets the
+    same figure. That makes a new key per attempt safe, so a 500 Stripe stored under one
+    key never blocks the event (see :mod:`billflow_usage.delivery.seconds`).
+    """
 
     def send(event: MeterEvent) -> None:
         if not event.subscription_item_id:
             raise MissingSubscriptionItem(event)
+        total = event.value if event.second_total is None else event.second_total
         params: dict[str, Any] = {
-            "quantity": event.value,
+            "quantity": total,
             "timestamp": int(event.timestamp.timestamp()),
-            "action": "increment",
+            "action": "set",
             "stripe_version": LEGACY_API_VERSION,
-            # Usage records have no identifier, so the key is the only deduplication: it
-            # stays the same across attempts.
-            "idempotency_key": f"bfu-ur-{event.identifier}",
+            # The figure is part of the key: a redo after a crash with the same figure
+            # repeats the request, while a changed figure is a new request, not a mismatch.
+            "idempotency_key": f"bfu-ur-{event.identifier}-{event.attempt}-{total}",
         }
         client.raw_request(
             "post", f"/v1/subscription_items/{event.subscription_item_id}/usage_records", **params

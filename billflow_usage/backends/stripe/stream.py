@@ -5,15 +5,16 @@ from __future__ import annotations
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
-from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.errors import redact, result_for_error
 
 #: Stripe accepts at most this many events per stream request.
 MAX_EVENTS = 100
@@ -21,30 +22,55 @@ MAX_EVENTS = 100
 DEFAULT_LIFETIME = 15 * 60.0
 #: Renew this long before the session runs out, so no request races its expiry.
 RENEW_MARGIN = 60.0
+#: A stream request's 401: the session expired, or Stripe no longer knows it.
+SESSION_REFUSED = (stripe.TemporarySessionExpiredError, stripe.AuthenticationError)
+NOT_SENT = Result("", Outcome.NOT_SENT)
+
+#: Caps the timeout of the calling thread's requests by a deadline (the transport's).
+Until = Callable[[float | None], AbstractContextManager[None]]
+
+
+def _unbounded(deadline: float | None) -> AbstractContextManager[None]:
+    return nullcontext()
 
 
 class MeterEventStream:
     """Sends events through ``meter_event_stream`` with a shared, self-renewing session.
 
     Thread-safe: one session serves every thread; it is renewed ahead of its expiry (measured
-    on the local monotonic clock, so clock skew with Stripe doesn't matter) and whenever
-    Stripe answers that it expired.
+    on the local monotonic clock, so clock skew with Stripe doesn't matter), and at once
+    whenever Stripe answers a stream request 401: the session expired, or Stripe no longer
+    knows it (it may forget sessions early). A 401 to creating the session is about the API
+    key, and classified so.
     """
 
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, *, until: Until = _unbounded) -> None:
         self.client = client
+        self._until = until
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
 
-    def send(self, events: Sequence[MeterEvent], *, pool: Executor | None = None) -> list[Result]:
+    def send(
+        self,
+        events: Sequence[MeterEvent],
+        *,
+        pool: Executor | None = None,
+        deadline: float | None = None,
+    ) -> list[Result]:
         """Send in requests of up to 100 events, in parallel in ``pool`` when given; each
-        request's events get that request's outcome."""
+        request's events get that request's outcome. No request (session creation included)
+        starts after ``deadline``: its events answer ``NOT_SENT``."""
         chunks = [events[start : start + MAX_EVENTS] for start in range(0, len(events), MAX_EVENTS)]
+
+        def send_chunk(chunk: Sequence[MeterEvent]) -> list[Result]:
+            with self._until(deadline):
+                return self._send_chunk(chunk, deadline)
+
         answers: Iterable[list[Result]] = (
-            map(self._send_chunk, chunks)
+            map(send_chunk, chunks)
             if pool is None or len(chunks) == 1
-            else pool.map(self._send_chunk, chunks)
+            else pool.map(send_chunk, chunks)
         )
         return [result for answer in answers for result in answer]
 
@@ -59,27 +85,55 @@ class MeterEventStream:
                 self._renew_at = started + lifetime - min(RENEW_MARGIN, lifetime / 2)
             return self._token
 
-    def _send_chunk(self, chunk: Sequence[MeterEvent]) -> list[Result]:
+    def _send_chunk(self, chunk: Sequence[MeterEvent], deadline: float | None) -> list[Result]:
         body = {"events": [_event(event) for event in chunk]}
         key = _idempotency_key(chunk)
-        token: str | None = None
         try:
+            if _passed(deadline):
+                return _each(chunk, NOT_SENT)
+            token = self.token()  # a 401 here is about the API key
+            if _passed(deadline):
+                return _each(chunk, NOT_SENT)
             try:
-                token = self.token()
-                self.client.v2.billing.meter_event_stream.create(
-                    body,  # type: ignore[arg-type]
-                    {"api_key": token, "idempotency_key": key},
-                )
-            except stripe.TemporarySessionExpiredError:
+                self._post(body, token, key)
+            except SESSION_REFUSED:
                 token = self.token(expired=token)
-                self.client.v2.billing.meter_event_stream.create(
-                    body,  # type: ignore[arg-type]
-                    {"api_key": token, "idempotency_key": f"{key}-renewed"},
-                )
+                if _passed(deadline):  # the refused request did nothing: not sent
+                    return _each(chunk, NOT_SENT)
+                try:
+                    self._post(body, token, f"{key}-renewed")
+                except SESSION_REFUSED as exc:
+                    return _each(chunk, _fresh_session_refused(exc))
         except Exception as exc:
-            failure = result_for_error("", exc)
-            return [replace(failure, key=event.identifier) for event in chunk]
+            return _each(chunk, result_for_error("", exc))
         return [Result(event.identifier, Outcome.DELIVERED) for event in chunk]
+
+    def _post(self, body: Mapping[str, object], token: str, key: str) -> None:
+        self.client.v2.billing.meter_event_stream.create(
+            body,  # type: ignore[arg-type]
+            {"api_key": token, "idempotency_key": key},
+        )
+
+
+def _passed(deadline: float | None) -> bool:
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _each(chunk: Sequence[MeterEvent], result: Result) -> list[Result]:
+    """One stream request's outcome, for each of its events."""
+    return [replace(result, key=event.identifier) for event in chunk]
+
+
+def _fresh_session_refused(exc: stripe.StripeError) -> Result:
+    """Stripe refused the session it had just created: its trouble, not the key's."""
+    return Result(
+        "",
+        Outcome.RETRY,
+        "session_refused",
+        f"Stripe refused a meter event session it had just created "
+        f"({redact(str(exc.user_message))}); "
+        "the events are sent again later.",
+    )
 
 
 def _event(event: MeterEvent) -> dict[str, object]:

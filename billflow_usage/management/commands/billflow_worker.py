@@ -22,9 +22,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections, router
 
 from billflow_usage.backends import get_backend
-from billflow_usage.backends.base import BaseBackend
+from billflow_usage.backends.base import CREDENTIAL_CODES, BaseBackend
 from billflow_usage.delivery import DeliveryStats, deliver_pending
-from billflow_usage.models import UsageEvent
+from billflow_usage.models import SubscriptionItemLink, UsageEvent
 from billflow_usage.tracking.seats import refresh_stale_quantities
 
 logger = logging.getLogger("billflow_usage")
@@ -156,6 +156,8 @@ class Command(BaseCommand):
                 continue
             total += stats
             self._say(1, f"[{name}] {stats.summary()}")
+            if stats.refused or stats.seats_refused:
+                self._say(1, self.style.ERROR(f"[{name}] {_refused_credentials()}"))
         return total
 
     @contextlib.contextmanager
@@ -182,6 +184,20 @@ class Command(BaseCommand):
         if self.verbosity >= level:
             with self.output_lock:
                 self.stdout.write(message)
+
+
+def _refused_credentials() -> str:
+    """What the rows waiting on refused credentials say to do (never the key itself)."""
+    waiting = UsageEvent.objects.filter(
+        status=UsageEvent.Status.PENDING, last_error_code__in=CREDENTIAL_CODES
+    ).order_by("-next_attempt_at")
+    links = SubscriptionItemLink.objects.filter(last_error_code__in=CREDENTIAL_CODES)
+    message = (
+        waiting.values_list("last_error_message", flat=True).first()
+        or links.values_list("last_error_message", flat=True).first()
+        or "the backend refused our credentials."
+    )
+    return f"Nothing is delivered until this is fixed: {message}"
 
 
 def _refresh_connections() -> None:

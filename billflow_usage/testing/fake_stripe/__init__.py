@@ -33,17 +33,29 @@ Python: Stripe's objects, meter events and quantity changes, as JSON.
 Time: ``fake.clock.now()``, ``fake.clock.advance(seconds)``, ``fake.clock.set(ts)`` move the
 fake's clock (real time by default), which all time rules use.
 
-Faults (applied before handling, except ``drop_after_processing``)::
+Faults (applied before handling, except ``drop_after_processing`` and the stored errors)::
 
     fake.faults.add("status", status=503, route="/v1/billing/meter_events", times=2)
     fake.faults.add("status", status=429, code="lock_timeout", should_retry=True, rate=0.05)
     fake.faults.add("drop_after_processing", rate=0.05)   # stored, then hang up
     fake.faults.add("latency", latency=(0.0, 0.05))       # seconds, fixed or a range
     fake.faults.add("outage", route="/v2/*")              # hang up at once, until cleared
+    fake.faults.add("stored_error", times=1)              # 500 without effect, kept under the key
+    fake.faults.add("stored_error_after_effect", times=1) # the change is made, then a kept 500
     fake.faults.seed(7); fake.faults.counters; fake.faults.clear()
 
 ``route`` is an fnmatch pattern on the path (default every route), ``method`` optional; a rule
 fires ``times`` times, on a ``rate`` fraction (seeded ``random.Random``) or always.
+
+Idempotency keys, as Stripe keeps them: a POST's first answer is stored for 24 hours of the
+fake's clock, whatever it was (5xx included) once the endpoint began executing, and replayed
+with ``Idempotent-Replayed: true`` to a retry with the same key and parameters.
+
+Credentials: ``fake.keys.revoke(key)`` / ``fake.keys.restore(key)`` (a revoked key gets 401
+``Invalid API Key provided: sk_test_****abcd``), ``fake.keys.deny(key, route, method)`` /
+``fake.keys.allow(key)`` (403, a restricted key without the permission), and
+``fake.forget_sessions()`` (a restarted Stripe: stream requests with an old session token get
+a 401).
 
 Inspection: ``meter_event_total``, ``meter_events``, ``duplicate_identifier_rejections``,
 ``duplicate_identifiers_ignored``, ``error_reports``, ``subscription_item``,
@@ -55,7 +67,9 @@ Control endpoints (no auth, never faulted): ``GET /_fake/state`` (the ``summary(
 ``POST /_fake/reset``, ``GET|POST|DELETE /_fake/faults`` (POST takes
 ``{"seed": 7, "faults": [{"kind": "status", "status": 500, "rate": 0.2}, ...]}`` or a single
 rule object, with the fields of ``faults.add``), ``GET|POST /_fake/clock`` (POST
-``{"advance": 3600}`` or ``{"set": 1700000000}``).
+``{"advance": 3600}`` or ``{"set": 1700000000}``), ``GET|POST /_fake/keys`` (POST
+``{"revoke": key}``, ``{"restore": key}``, ``{"deny": key, "route": "/v1/*", "method":
+"POST"}`` or ``{"allow": key}``), ``DELETE /_fake/sessions`` (forget every session).
 """
 
 from .fake import FakeStripe

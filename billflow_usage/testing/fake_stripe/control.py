@@ -11,13 +11,15 @@ from .clock import Clock
 from .dispatch import encode
 from .faults import Faults
 from .idempotency import Reply
+from .keys import Keys
 from .state import State
 from .summaries import aggregate, formula_of
+from .usage_records import totals as usage_record_totals
 
 JSON = dict[str, Any]
 
 
-def summary(state: State, faults: Faults, clock: Clock) -> JSON:
+def summary(state: State, faults: Faults, clock: Clock, keys: Keys | None = None) -> JSON:
     """A JSON-ready picture of what the fake has received."""
     with state.lock:
         totals = [
@@ -54,7 +56,8 @@ def summary(state: State, faults: Faults, clock: Clock) -> JSON:
             "subscription_items": items,
             "quantity_updates": len(state.quantity_updates),
             "seat_rate_limit_hits": len(state.seat_rate_limit_hits),
-            "usage_record_totals": dict(state.usage_record_totals),
+            "usage_record_totals": usage_record_totals(state),
+            "sessions": len(state.sessions),
             "max_concurrency_per_customer_meter": [
                 {"event_name": name, "customer": customer, "max": peak}
                 for (name, customer), peak in state.max_concurrency.items()
@@ -65,7 +68,17 @@ def summary(state: State, faults: Faults, clock: Clock) -> JSON:
         "by_route": dict(Counter(f"{r.method} {r.route or r.path}" for r in log)),
     }
     result["faults"] = faults_state(faults)
+    if keys is not None:
+        result["keys"] = keys.summary()
     return result
+
+
+def forget_sessions(state: State) -> int:
+    """Drop every v2 meter event session (a restarted Stripe); how many there were."""
+    with state.lock:
+        count = len(state.sessions)
+        state.sessions.clear()
+    return count
 
 
 def faults_state(faults: Faults) -> JSON:
@@ -77,14 +90,16 @@ def faults_state(faults: Faults) -> JSON:
 
 
 class Control:
-    """Serves ``/_fake/state``, ``/_fake/reset``, ``/_fake/faults`` and ``/_fake/clock``."""
+    """Serves ``/_fake/state``, ``/_fake/reset``, ``/_fake/faults``, ``/_fake/clock``,
+    ``/_fake/keys`` and ``/_fake/sessions``."""
 
     def __init__(
-        self, state: State, faults: Faults, clock: Clock, reset: Callable[[], None]
+        self, state: State, faults: Faults, clock: Clock, keys: Keys, reset: Callable[[], None]
     ) -> None:
         self.state = state
         self.faults = faults
         self.clock = clock
+        self.keys = keys
         self.reset = reset
 
     def handle(self, method: str, path: str, body: bytes) -> Reply:
@@ -104,7 +119,7 @@ class Control:
     def _route(self, method: str, path: str, data: JSON) -> JSON | None:
         """The control endpoint's answer, or None when there is no such endpoint."""
         if (method, path) == ("GET", "/_fake/state"):
-            return summary(self.state, self.faults, self.clock)
+            return summary(self.state, self.faults, self.clock, self.keys)
         if (method, path) == ("POST", "/_fake/reset"):
             self.reset()
             return {"reset": True}
@@ -120,7 +135,25 @@ class Control:
             if "advance" in data:
                 self.clock.advance(float(data["advance"]))
             return {"now": self.clock.now()}
+        if path == "/_fake/keys" and method in ("GET", "POST"):
+            if method == "POST":
+                self._change_keys(data)
+            return self.keys.summary()
+        if (method, path) == ("DELETE", "/_fake/sessions"):
+            return {"forgotten": forget_sessions(self.state)}
         return None
+
+    def _change_keys(self, data: JSON) -> None:
+        """``{"revoke": key}``, ``{"restore": key}``, ``{"deny": key, "route": ...,
+        "method": ...}`` or ``{"allow": key}``."""
+        actions = [name for name in ("revoke", "restore", "deny", "allow") if name in data]
+        if len(actions) != 1 or not isinstance(data[actions[0]], str):
+            raise ValueError('give one of "revoke", "restore", "deny" or "allow" with a key')
+        action, key = actions[0], data[actions[0]]
+        if action == "deny":
+            self.keys.deny(key, str(data.get("route", "*")), data.get("method"))
+        else:
+            getattr(self.keys, action)(key)
 
 
 def _reply(status: int, body: JSON) -> Reply:

@@ -1,5 +1,6 @@
 """The request pipeline, independent of the socket layer: faults, authentication,
-idempotency, routing, the handler under the state lock, and the request log."""
+idempotency, routing, the handler under the state lock (or a stored fault in its place), and
+the request log."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from . import errors, meter_events, routes
-from .faults import Decision, FaultRule, Faults
+from .faults import STORED_ERROR_AFTER_EFFECT, Decision, FaultRule, Faults
 from .forms import parse_form, parse_json
 from .idempotency import IdempotencyStore, Reply
+from .keys import Keys
 from .state import Key, RequestRecord, State
 
 Control = Callable[[str, str, bytes], Reply]
@@ -51,12 +53,18 @@ class Dispatcher:
     without answering (outages and dropped answers)."""
 
     def __init__(
-        self, state: State, faults: Faults, idempotency: IdempotencyStore, control: Control
+        self,
+        state: State,
+        faults: Faults,
+        idempotency: IdempotencyStore,
+        control: Control,
+        keys: Keys | None = None,
     ) -> None:
         self.state = state
         self.faults = faults
         self.idempotency = idempotency
         self.control = control
+        self.keys = keys or Keys()
 
     def dispatch(self, req: Request) -> Reply | None:
         """Serve one request."""
@@ -74,18 +82,20 @@ class Dispatcher:
             return None
         params = _parse(req, query, path.startswith("/v2/"))
         flight = self._flight_key(route, params)
+        stored: FaultRule | None = None
         try:
             if decision.delay:
                 self.faults.sleep(decision.delay)
             if decision.status is not None:
                 reply = error_reply(_fault_error(decision.status, path.startswith("/v2/")))
             else:
-                reply = self._execute(req, path, route, args, params)
+                reply, stored = self._execute(req, path, route, args, params)
         finally:
             if flight is not None:
                 self.state.exit_flight(flight)
         reply.headers.setdefault("Request-Id", _request_id())
-        record = RequestRecord(req.method, path, template, reply.status, _fault_name(decision))
+        fault = stored.name if stored is not None else _fault_name(decision)
+        record = RequestRecord(req.method, path, template, reply.status, fault)
         self.state.log_request(record)
         return None if decision.drop else reply
 
@@ -108,11 +118,12 @@ class Dispatcher:
         route: routes.Route | None,
         args: dict[str, str],
         params: dict[str, Any] | errors.StripeError,
-    ) -> Reply:
-        """Authenticate, honour the idempotency key, then run the handler."""
+    ) -> tuple[Reply, FaultRule | None]:
+        """Authenticate, honour the idempotency key, then run the handler (or the stored
+        fault striking it); the reply and that fault."""
         key = req.headers.get("Idempotency-Key") if req.method == "POST" else None
         try:
-            self._authenticate(req, route)
+            self._authenticate(req, path, route)
             if route is None:
                 raise errors.unrecognized_url(req.method, path)
             if isinstance(params, errors.StripeError):
@@ -121,26 +132,39 @@ class Dispatcher:
                 fingerprint = IdempotencyStore.fingerprint(req.method, path, req.body)
                 replay = self.idempotency.begin(key, fingerprint)
                 if replay is not None:
-                    return _replayed(replay)
+                    return _replayed(replay), None
         except errors.StripeError as exc:
-            return error_reply(exc)
+            return error_reply(exc), None
+        # The endpoint runs from here on: whatever it answers is stored under the key.
         call = routes.Call(params, args, req.headers.get("Stripe-Version"))
-        try:
-            with self.state.lock:
-                reply = Reply(200, encode(route.handler(self.state, call)))
-        except errors.StripeError as exc:
-            reply = error_reply(exc)
-        except Exception:  # a bug in the fake: say so, answer 500, keep serving
-            traceback.print_exc(file=sys.stderr)
-            reply = error_reply(errors.server_error(500, should_retry=False))
+        stored = self.faults.decide_stored(req.method, path)
+        if stored is None:
+            reply = self._handle(route, call)
+        else:
+            if stored.kind == STORED_ERROR_AFTER_EFFECT:
+                self._handle(route, call)  # the change is made; its answer is lost
+            retry = stored.should_retry is not False
+            reply = error_reply(errors.server_error(stored.status, should_retry=retry))
         reply.headers["Request-Id"] = _request_id()
         if key:
             self.idempotency.finish(key, reply)
-        return reply
+        return reply, stored
 
-    def _authenticate(self, req: Request, route: routes.Route | None) -> None:
-        """API keys must be test-mode secret or restricted keys; the stream takes a session
-        token instead."""
+    def _handle(self, route: routes.Route, call: routes.Call) -> Reply:
+        """Run the handler under the state lock."""
+        try:
+            with self.state.lock:
+                return Reply(200, encode(route.handler(self.state, call)))
+        except errors.StripeError as exc:
+            return error_reply(exc)
+        except Exception:  # a bug in the fake: say so, answer 500, keep serving
+            traceback.print_exc(file=sys.stderr)
+            return error_reply(errors.server_error(500, should_retry=False))
+
+    def _authenticate(self, req: Request, path: str, route: routes.Route | None) -> None:
+        """API keys must be test-mode secret or restricted keys that were not revoked and
+        hold the permission (:class:`~.keys.Keys`); the stream takes a session token
+        instead."""
         scheme, _, token = (req.headers.get("Authorization") or "").partition(" ")
         if scheme != "Bearer" or not token.strip():
             raise errors.authentication("You did not provide an API key.")
@@ -148,9 +172,7 @@ class Dispatcher:
             with self.state.lock:
                 meter_events.check_session(self.state, token)
             return
-        prefix = token[:8]
-        if prefix not in ("sk_test_", "rk_test_") or len(token) == len(prefix):
-            raise errors.authentication(f"Invalid API Key provided: {prefix}****{token[-4:]}")
+        self.keys.check(token, req.method, path, route.template if route else None)
 
 
 def _parse(req: Request, query: str, v2: bool) -> dict[str, Any] | errors.StripeError:
@@ -179,11 +201,11 @@ def _fault_error(rule: FaultRule, v2: bool) -> errors.StripeError:
 
 
 def _fault_name(decision: Decision) -> str | None:
-    """How the request log names the fault applied to a request."""
+    """How the request log names the fault applied to a request before handling."""
     if decision.drop:
         return "drop_after_processing"
     if decision.status is not None:
-        return f"status_{decision.status.status}"
+        return decision.status.name
     return "latency" if decision.delay else None
 
 

@@ -9,12 +9,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import catalog, meters, subscriptions
+from . import catalog, meters, subscriptions, usage_records
 from .clock import Clock
-from .control import Control, summary
+from .control import Control, forget_sessions, summary
 from .dispatch import Dispatcher, encode
 from .faults import Faults
 from .idempotency import IdempotencyStore
+from .keys import Keys
 from .server import HttpServer
 from .state import Key, RequestRecord, State
 from .summaries import aggregate, formula_of
@@ -30,10 +31,14 @@ class FakeStripe:
         self.port = port
         self.clock = Clock()
         self.faults = Faults(seed)
+        #: API keys revoked or restricted by the test (``keys.revoke(key)``, ``keys.deny(...)``).
+        self.keys = Keys()
         self._state = State(self.clock)
-        self._idempotency = IdempotencyStore()
-        control = Control(self._state, self.faults, self.clock, self.reset)
-        self._dispatcher = Dispatcher(self._state, self.faults, self._idempotency, control.handle)
+        self._idempotency = IdempotencyStore(self.clock)
+        control = Control(self._state, self.faults, self.clock, self.keys, self.reset)
+        self._dispatcher = Dispatcher(
+            self._state, self.faults, self._idempotency, control.handle, self.keys
+        )
         self._server: HttpServer | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -71,11 +76,18 @@ class FakeStripe:
         self.stop()
 
     def reset(self) -> None:
-        """Forget all objects, events, logs, idempotency keys and faults; real time again."""
+        """Forget all objects, events, logs, idempotency keys, faults and key restrictions;
+        real time again."""
         self._state.reset()
         self.faults.reset()
+        self.keys.reset()
         self._idempotency.reset()
         self.clock.reset()
+
+    def forget_sessions(self) -> int:
+        """Forget every v2 meter event session, as a restarted Stripe would: stream requests
+        with an old token then get a 401. Returns how many were forgotten."""
+        return forget_sessions(self._state)
 
     def save_state(self, path: str | os.PathLike[str]) -> None:
         """Write Stripe's objects, meter events and quantity changes to ``path`` as JSON, so a
@@ -223,7 +235,7 @@ class FakeStripe:
     def usage_record_totals(self) -> dict[str, int]:
         """Legacy usage record totals per subscription item."""
         with self._state.lock:
-            return dict(self._state.usage_record_totals)
+            return usage_records.totals(self._state)
 
     @property
     def request_log(self) -> list[RequestRecord]:
@@ -247,7 +259,7 @@ class FakeStripe:
 
     def summary(self) -> JSON:
         """What ``GET /_fake/state`` answers."""
-        return summary(self._state, self.faults, self.clock)
+        return summary(self._state, self.faults, self.clock, self.keys)
 
     def _call(self, fn: Callable[[State, JSON], JSON], params: JSON) -> JSON:
         """Run a handler under the lock, dropping None params; return a private copy."""

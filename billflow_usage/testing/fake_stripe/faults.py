@@ -5,6 +5,12 @@ a seeded ``random.Random``), or on every matching request when neither is given.
 add up; of the other kinds at most one fires per request: counted rules first, then a single
 draw against the rate rules' stacked probabilities, so 20% 5xx plus 5% 429 really is 25%
 faulted.
+
+Most faults strike before the endpoint runs (a load balancer's 503, a dropped connection), so
+Stripe keeps nothing under the idempotency key. The ``stored_error`` kinds strike once the
+endpoint began executing, which Stripe remembers: the 5xx is stored under the key and replayed
+to every retry with it for 24 hours. They are chosen separately, only for requests that reach
+the endpoint (not for replays).
 """
 
 from __future__ import annotations
@@ -17,7 +23,11 @@ from dataclasses import asdict, dataclass
 from fnmatch import fnmatchcase
 from typing import Any
 
-KINDS = ("status", "drop_after_processing", "latency", "outage")
+#: The endpoint failed without effect / took effect and then failed; the 5xx is stored.
+STORED_ERROR = "stored_error"
+STORED_ERROR_AFTER_EFFECT = "stored_error_after_effect"
+STORED_KINDS = (STORED_ERROR, STORED_ERROR_AFTER_EFFECT)
+KINDS = ("status", "drop_after_processing", "latency", "outage", *STORED_KINDS)
 
 
 @dataclass
@@ -43,6 +53,13 @@ class FaultRule:
     def as_dict(self) -> dict[str, Any]:
         """JSON form, as accepted by :meth:`Faults.configure`."""
         return asdict(self)
+
+    @property
+    def name(self) -> str:
+        """How counters and the request log name it: ``status_503``, ``stored_error_500``."""
+        if self.kind == "status" or self.kind in STORED_KINDS:
+            return f"{self.kind}_{self.status}"
+        return self.kind
 
 
 @dataclass(frozen=True)
@@ -89,9 +106,12 @@ class Faults:
         limit with error ``code`` (default ``rate_limit``, e.g. ``lock_timeout``) and
         ``Stripe-Should-Retry`` only when ``should_retry`` is set), ``drop_after_processing``
         (handle and store, then close the socket unanswered), ``latency`` (sleep ``latency``
-        seconds, or uniformly within a ``(low, high)`` range) or ``outage`` (close the
-        connection without handling). ``route`` is an fnmatch pattern on the path,
-        ``method`` an optional HTTP method.
+        seconds, or uniformly within a ``(low, high)`` range), ``outage`` (close the
+        connection without handling), ``stored_error`` (the endpoint fails without effect
+        and its 5xx ``status`` is stored under the idempotency key) or
+        ``stored_error_after_effect`` (the endpoint's change takes effect, then a 5xx is
+        stored: the indeterminate case Stripe warns about). ``route`` is an fnmatch pattern
+        on the path, ``method`` an optional HTTP method.
         """
         if kind not in KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {KINDS}")
@@ -103,6 +123,9 @@ class Faults:
             raise ValueError("rate must be between 0 and 1")
         if status is None:
             status = 500
+        elif kind in STORED_KINDS:
+            if not 500 <= status <= 599:
+                raise ValueError(f"a {kind} fault stores a 5xx: status must be 500 to 599")
         elif kind != "status" or not (status == 429 or 500 <= status <= 599):
             raise ValueError("status applies to kind 'status' and must be 429 or 5xx")
         low, high = (latency, latency) if isinstance(latency, int | float) else latency
@@ -160,32 +183,22 @@ class Faults:
             return list(self._rules)
 
     def decide(self, method: str, path: str) -> Decision:
-        """Pick the faults for one request and count them."""
+        """Pick the faults that strike before handling one request, and count them."""
         if not self._rules:
             return NO_FAULT
         with self._lock:
-            matching = [r for r in self._rules if r.matches(method, path)]
+            matching = [
+                r for r in self._rules if r.kind not in STORED_KINDS and r.matches(method, path)
+            ]
             delay = sum(
                 self._latency(r) for r in matching if r.kind == "latency" and self._fires(r)
             )
-            chosen = next(
-                (r for r in matching if r.kind != "latency" and r.rate is None and self._fires(r)),
-                None,
-            )
-            rated = [r for r in matching if r.kind != "latency" and r.rate is not None]
-            if chosen is None and rated:
-                draw, stacked = self._rng.random(), 0.0
-                for rule in rated:
-                    stacked += rule.rate or 0.0
-                    if draw < stacked:
-                        chosen = rule
-                        break
+            chosen = self._choose([r for r in matching if r.kind != "latency"])
             if delay:
                 self.counters["latency"] += 1
             if chosen is None:
                 return Decision(delay=delay) if delay else NO_FAULT
-            name = f"status_{chosen.status}" if chosen.kind == "status" else chosen.kind
-            self.counters[name] += 1
+            self.counters[chosen.name] += 1
             return Decision(
                 delay=delay,
                 status=chosen if chosen.kind == "status" else None,
@@ -193,9 +206,34 @@ class Faults:
                 outage=chosen.kind == "outage",
             )
 
+    def decide_stored(self, method: str, path: str) -> FaultRule | None:
+        """The ``stored_error`` rule striking a request that reached its endpoint, if any."""
+        if not self._rules:
+            return None
+        with self._lock:
+            chosen = self._choose(
+                [r for r in self._rules if r.kind in STORED_KINDS and r.matches(method, path)]
+            )
+            if chosen is not None:
+                self.counters[chosen.name] += 1
+            return chosen
+
     def sleep(self, seconds: float) -> None:
         """Injected latency; :meth:`clear` wakes sleepers early."""
         self._release.wait(seconds)
+
+    def _choose(self, rules: list[FaultRule]) -> FaultRule | None:
+        """At most one of ``rules``: a counted one first, else one draw against the stacked
+        rates (lock held)."""
+        chosen = next((r for r in rules if r.rate is None and self._fires(r)), None)
+        rated = [r for r in rules if r.rate is not None]
+        if chosen is None and rated:
+            draw, stacked = self._rng.random(), 0.0
+            for rule in rated:
+                stacked += rule.rate or 0.0
+                if draw < stacked:
+                    return rule
+        return chosen
 
     def _fires(self, rule: FaultRule) -> bool:
         """Consume one use of a counted rule, or roll for a rate rule (lock held)."""

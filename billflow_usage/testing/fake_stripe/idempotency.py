@@ -1,5 +1,11 @@
 """Idempotency keys as Stripe honours them on POST: replay the first answer for the same
-parameters, refuse a key reused with different ones or while its first request still runs."""
+parameters, refuse a key reused with different ones or while its first request still runs.
+
+Stripe keeps the first answer for 24 hours whatever it was, 500s included, once the endpoint
+began executing: a retry under the same key gets the same 500 back. Only requests that never
+reached the endpoint leave nothing behind (validation failures, 401/403, rate limits, a 409
+for a key in use, and faults injected before handling).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,11 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
+from .clock import Clock
 from .errors import idempotency
+
+#: Stripe prunes keys after 24 hours; a key is new again after that.
+KEY_LIFETIME = 24 * 3600
 
 
 @dataclass
@@ -22,13 +32,15 @@ class Reply:
 @dataclass
 class _Entry:
     fingerprint: bytes
+    created: float
     reply: Reply | None = None  # None while the first request is in flight
 
 
 class IdempotencyStore:
-    """Remembered answers by key (kept until ``reset``)."""
+    """Remembered answers by key, for 24 hours of ``clock`` (or until ``reset``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self._clock = clock or Clock()
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
 
@@ -39,10 +51,11 @@ class IdempotencyStore:
 
     def begin(self, key: str, fingerprint: bytes) -> Reply | None:
         """The reply to replay, or None after claiming ``key`` for this request."""
+        now = self._clock.now()
         with self._lock:
             entry = self._entries.get(key)
-            if entry is None:
-                self._entries[key] = _Entry(fingerprint)
+            if entry is None or now - entry.created >= KEY_LIFETIME:
+                self._entries[key] = _Entry(fingerprint, now)
                 return None
         if entry.fingerprint != fingerprint:
             raise idempotency(
@@ -61,12 +74,13 @@ class IdempotencyStore:
         return entry.reply
 
     def finish(self, key: str, reply: Reply) -> None:
-        """Store the answer for replays; 429s and 5xx are not kept, as in Stripe."""
+        """Store the endpoint's answer for replays, errors and 5xx included; a 429 (a rate
+        limit refuses before the endpoint runs) is not kept."""
         with self._lock:
             entry = self._entries.get(key)
             if entry is None:  # reset while the request ran
                 return
-            if reply.status == 429 or reply.status >= 500:
+            if reply.status == 429:
                 del self._entries[key]
             else:
                 entry.reply = reply

@@ -275,7 +275,12 @@ def _cancel_params(p: Mapping[str, Any], label: str) -> tuple[str, str]:
 
 
 def _cancel(state: State, event_name: str, identifier: str) -> None:
-    """Cancel an event received less than 24 hours ago (again is a no-op)."""
+    """Cancel an event received less than 24 hours ago.
+
+    Cancelling it again is refused with a 400 saying so. Stripe doesn't document that answer
+    (it may as well accept the repeat): this is the less convenient of the two, which a
+    client retrying a cancellation must take as "cancelled".
+    """
     ev = state.events_by_identifier.get(identifier)
     if ev is None or ev.event_name != event_name:
         raise invalid(
@@ -286,6 +291,11 @@ def _cancel(state: State, event_name: str, identifier: str) -> None:
     if state.clock.now() - ev.created > CANCEL_WINDOW:
         raise invalid(
             "Meter events can only be cancelled within 24 hours of being received.",
+            param="cancel[identifier]",
+        )
+    if ev.cancelled:
+        raise invalid(
+            f"The meter event with identifier '{identifier}' has already been canceled.",
             param="cancel[identifier]",
         )
     ev.cancelled = True

@@ -18,7 +18,7 @@ from .clock import Clock
 JSON = dict[str, Any]
 Key = tuple[str, str]  # (event_name, customer)
 
-DUMP_FORMAT = 1
+DUMP_FORMAT = 2
 # What a dump keeps: Stripe's objects and what was billed. Request logs, sessions, rate-limit
 # windows and concurrency peaks describe one run of the server and start afresh.
 DUMPED_COLLECTIONS = (
@@ -31,7 +31,7 @@ DUMPED_COLLECTIONS = (
     "items",
     "error_reports",
     "quantity_updates",
-    "usage_record_totals",
+    "usage_records",
 )
 
 
@@ -99,7 +99,8 @@ class State:
         default_factory=lambda: defaultdict(deque)
     )
     seat_rate_limit_hits: list[JSON] = field(default_factory=list)
-    usage_record_totals: dict[str, int] = field(default_factory=dict)
+    #: Legacy usage: item -> unix timestamp (as text, as JSON keeps it) -> quantity.
+    usage_records: dict[str, dict[str, int]] = field(default_factory=dict)
     request_log: list[RequestRecord] = field(default_factory=list)
     in_flight: defaultdict[Key, int] = field(default_factory=lambda: defaultdict(int))
     max_concurrency: dict[Key, int] = field(default_factory=dict)

@@ -1,5 +1,9 @@
 """Legacy usage records, removed in API version 2025-03-31.basil but still reachable by
-pinning an older ``Stripe-Version`` for metered prices that have no meter."""
+pinning an older ``Stripe-Version`` for metered prices that have no meter.
+
+Stripe keeps one quantity per item and timestamp: ``increment`` adds to it, ``set``
+overwrites it, and the period's usage adds them up.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,11 @@ def create_usage_record(
     raw_ts = p.get("timestamp")
     timestamp = state.now() if raw_ts in (None, "now") else params.req_int(p, "timestamp")
     action = params.choice(p, "action", ("increment", "set"), "increment")
-    totals = state.usage_record_totals
-    totals[item_id] = quantity + (totals.get(item_id, 0) if action == "increment" else 0)
+    at = state.usage_records.setdefault(item_id, {})
+    at[str(timestamp)] = quantity + (at.get(str(timestamp), 0) if action == "increment" else 0)
     return objects.usage_record(item_id, quantity, timestamp)
+
+
+def totals(state: State) -> dict[str, int]:
+    """Each item's usage: the sum of its quantities over timestamps (lock held)."""
+    return {item: sum(at.values()) for item, at in state.usage_records.items()}
