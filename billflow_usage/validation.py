@@ -10,6 +10,7 @@ from typing import Any
 from django.utils import timezone
 
 from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.identifiers import reserved_prefix
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
 
 #: Stripe rejects meter events timestamped further ahead than this.
@@ -56,7 +57,8 @@ def whole_number(value: Any, *, name: str = "value", minimum: int | None = None)
 
 
 def identifier(value: Any) -> str:
-    """Check a caller-supplied identifier against Stripe's 1-100 character rule."""
+    """Check a caller-supplied identifier against Stripe's 1-100 character rule and the
+    library's reserved prefixes."""
     if not isinstance(value, str):
         raise InvalidUsage(f"identifier must be a string, got {type(value).__name__} {value!r}.")
     if not value.strip():
@@ -66,7 +68,14 @@ def identifier(value: Any) -> str:
             f"identifier is {len(value)} characters long; Stripe allows at most "
             f"{IDENTIFIER_MAX_LENGTH}. Shorten it (e.g. hash the long part)."
         )
-    return value
+    prefix = reserved_prefix(value)
+    if prefix is not None:
+        raise InvalidUsage(
+            f"identifier {value!r} starts with {prefix!r}, which billflow_usage reserves for "
+            "the identifiers it makes itself, so yours could collide with one of them. Use "
+            "another prefix (e.g. 'order-42'), or omit identifier to have one generated."
+        )
+    return str(value)
 
 
 def timestamp(value: Any, *, now: datetime | None = None) -> datetime:

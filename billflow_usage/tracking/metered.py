@@ -15,7 +15,7 @@ from django.db.models import Q, Sum
 
 from billflow_usage import validation
 from billflow_usage.conf import billflow_settings
-from billflow_usage.customers import resolve_customer
+from billflow_usage.customers import ResolvedCustomer, resolve_customer
 from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
 from billflow_usage.identifiers import new_identifier
 from billflow_usage.ledger import Usage, build_event, record_usage, record_usage_bulk, store_event
@@ -51,19 +51,25 @@ class _Attempt:
 class MeteredTracker(Tracker):
     """Records usage of a metered metric when objects of a model are saved or deleted.
 
-    Identifiers are derived, never random, so an event seen twice is recorded once. Each is
-    hashed from (metric, model, key, action, version), where key is the object's pk (or what
-    ``identifier(instance)`` returns) and the version depends on the action:
+    Identifiers are derived, never random, so a change seen twice (the one-by-one fallback of
+    a bulk creation, a retried dispatch) is recorded once, and they are unique per change and
+    per installation, so a new change never takes the identifier of another. Each hashes the
+    installation's namespace, the metric, the model, the key (the object's pk, or what
+    ``identifier(instance)`` returns), the action, a version and the customer (resolved
+    first). The version is the moment the change was seen (one value for all trackers of a
+    save, and for ``bulk_create_with_usage()`` and its one-by-one fallback), and:
 
-    - create: none. An object is created once, so saving it again, or saving an object that
-      ``bulk_create_with_usage()`` already recorded, never records its creation twice. With
-      ``identifier=``, the creation uses the returned string as it is.
-    - delete: none. An object is deleted once.
-    - update: the moment the save was seen and the value recorded. Updates have no sequence
-      number to count from without reading the ledger on every save; the moment (shared by
-      all trackers of one save) tells two updates apart, and the value keeps two different
-      changes apart even within one microsecond.
-    - reversal (``reverse_on_delete``): the customer whose usage it reverses.
+    - create: only the moment. Saving an object again is an update, so its creation is never
+      recorded twice; a primary key that comes back (a restored row, a natural or explicit
+      key) is a new creation, billed again. With ``identifier=``, the creation uses the
+      returned string as it is, so usage the host recorded by hand under that key is not
+      recorded again; like any caller's identifier it can't use a reserved prefix.
+    - delete: only the moment.
+    - update: the moment and the value recorded. Updates have no sequence number to count
+      from without reading the ledger on every save; the moment tells two updates apart, and
+      the value keeps two different changes apart even within one microsecond.
+    - reversal (``reverse_on_delete``): the moment, with one event per customer whose usage it
+      offsets.
 
     A second tracker of the same model and metric adds its slot (its place in declaration
     order) to the version, so both are recorded.
@@ -169,13 +175,24 @@ class MeteredTracker(Tracker):
         metric = attempt.metric = self.get_metric()
         if metric is None:
             return None
+        resolved = self._resolve(change, attempt)
+        if resolved is None:
+            return None
+        value, customer, identifier = resolved
+        instance = change.instance
+        timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
+        return Usage(metric, customer, value, timestamp, identifier, instance)
+
+    def _resolve(
+        self, change: Change, attempt: _Attempt
+    ) -> tuple[Any, ResolvedCustomer, str] | None:
+        """The value, customer and identifier of the usage (None: nothing to record)."""
         instance = change.instance
         if self.when is not None and not self.when(instance, change.created):
             return None
         value = attempt.value = self._value(change)
         if value is None:
             return None
-        identifier = attempt.identifier = self._identifier(change, value)
         customer = attempt.customer = self.customer(instance)
         if customer is None:
             logger.debug(
@@ -186,8 +203,9 @@ class MeteredTracker(Tracker):
                 instance.pk,
             )
             return None
-        timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
-        return Usage(metric, customer, value, timestamp, identifier, instance)
+        resolved = attempt.customer = resolve_customer(customer)
+        identifier = attempt.identifier = self._identifier(change, value, resolved.id)
+        return value, resolved, identifier
 
     def _record(self, change: Change, attempt: _Attempt, keep: Callable[[Exception], None]) -> None:
         """Resolve and validate (guarded, and without SQL for resolvers that only read the
@@ -238,19 +256,26 @@ class MeteredTracker(Tracker):
         """What ``identifier(instance)`` returns; None without one (the pk is used then)."""
         return None if self.identifier is None else self.identifier(instance)
 
-    def _identifier(self, change: Change, value: Any) -> str:
+    def _identifier(self, change: Change, value: Any, customer_id: str) -> str:
         instance = change.instance
         own = self._own_key(instance)
         if own is not None and change.action == CREATE:
             return str(own)
-        version = f"{change.moment.isoformat()}:{value}" if change.action == UPDATE else ""
-        return self._hash(instance, own, change.action, version)
+        version = change.moment.isoformat()
+        if change.action == UPDATE:
+            version = f"{version}:{value}"
+        return self._hash(instance, own, change.action, version, customer_id)
 
-    def _hash(self, instance: models.Model, own: Any, action: str, version: str) -> str:
+    def _hash(
+        self, instance: models.Model, own: Any, action: str, version: str, customer_id: str
+    ) -> str:
         if self.slot:
             version = f"{version}#{self.slot}"
         key = instance.pk if own is None else own
-        return tracker_identifier(self.metric, instance._meta.label_lower, key, action, version)
+        label = instance._meta.label_lower
+        return tracker_identifier(
+            self.metric, label, key, action, version, customer_id, using=self.db
+        )
 
     def _reverse(self, change: Change, attempt: _Attempt) -> None:
         """Undo what the deleted object billed for this metric.
@@ -275,22 +300,23 @@ class MeteredTracker(Tracker):
             last_error_message=f"{instance._meta.label} {instance.pk} was deleted before "
             "this usage was sent.",
         )
-        billed = (
-            rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
-            .order_by()
+        billed = rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
+        net_by_customer = (
+            billed.order_by()
             .values("customer_id")
             .annotate(net=Sum("value"))
             .values_list("customer_id", "net")
         )
         own = self._own_key(instance)
-        for customer_id, net in billed:
+        version = change.moment.isoformat()
+        for customer_id, net in net_by_customer:
             if net:
                 record_usage(
                     metric,
                     customer_id,
                     -net,
                     timestamp=change.moment,
-                    identifier=self._hash(instance, own, "reverse", customer_id),
+                    identifier=self._hash(instance, own, "reverse", version, customer_id),
                     source=instance,
                 )
 
@@ -300,12 +326,13 @@ class MeteredTracker(Tracker):
         message = (
             f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
             f"{type(exc).__name__}: {exc}"
-        )[:MAX_ERROR_LENGTH]
+        )[:MAX_ERROR_LENGTH].rstrip(".")
+        message += (
+            ". Once the cause is fixed, record it with record_usage(..., source=<the object>)"
+        )
         if attempt.identifier:
-            message += (
-                f" It would have been recorded as {attempt.identifier!r}: fix the cause, then "
-                f"record it with record_usage(..., identifier={attempt.identifier!r})."
-            )
+            message += f"; the tracker would have recorded it as {attempt.identifier!r}"
+        message += "."
         metric = attempt.metric
         if metric is None:
             logger.error("%s No ledger row kept: the metric is missing.", message, exc_info=exc)

@@ -43,7 +43,12 @@ def test_a_sent_creation_is_offset_by_a_negative_event(reversible):
     assert reversal.customer_id == sent.customer_id
     assert reversal.source_object_id == str(pk)
     assert reversal.identifier == tracker_identifier(
-        "orders", "testapp.order", pk, "reverse", sent.customer_id
+        "orders",
+        "testapp.order",
+        pk,
+        "reverse",
+        reversal.occurred_at.isoformat(),
+        sent.customer_id,
     )
 
 
