@@ -31,6 +31,8 @@ from billflow_usage.signals import usage_recorded
 logger = logging.getLogger("billflow_usage")
 
 TOO_OLD_CODE = "timestamp_too_far_in_past"
+#: The ``METER_API`` of legacy usage records, which take neither negative nor future usage.
+LEGACY_METER_API = "legacy"
 #: Databases whose dialect has ``INSERT ... ON CONFLICT (column) DO NOTHING RETURNING``
 #: (SQLite from 3.35, which ``can_return_columns_from_insert`` tells).
 INSERT_RETURNING_VENDORS = ("postgresql", "sqlite")
@@ -141,13 +143,14 @@ def build_event(
     now = now or timezone.now()
     metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
     customer = resolve_customer(usage.customer)
+    legacy = billflow_settings.METER_API == LEGACY_METER_API
     event = UsageEvent(
         metric=metric,
         customer_id=customer.id,
-        value=validation.whole_number(usage.value),
+        value=validation.meter_value(usage.value, aggregation=metric.aggregation, legacy=legacy),
         occurred_at=now
         if usage.timestamp is None
-        else validation.timestamp(usage.timestamp, now=now),
+        else validation.timestamp(usage.timestamp, now=now, legacy=legacy),
         identifier=new_identifier()
         if usage.identifier is None
         else validation.identifier(usage.identifier),

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import reserved_prefix
+from billflow_usage.models import Metric
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
 
 #: Stripe rejects meter events timestamped further ahead than this.
@@ -56,6 +57,35 @@ def whole_number(value: Any, *, name: str = "value", minimum: int | None = None)
     return number
 
 
+def meter_value(value: Any, *, aggregation: str, legacy: bool) -> int:
+    """Return ``value`` as an int Stripe bills as asked on a metric of ``aggregation``.
+
+    A count meter counts every event as one, whatever its value, so it takes 1 only: a
+    negative event would count one more, not one less. Legacy usage records (``legacy``)
+    can't be negative.
+    """
+    number = whole_number(value)
+    if aggregation == Metric.Aggregation.COUNT and number < 0:
+        raise InvalidUsage(
+            f"value {number} on a count metric: a count meter counts every event as one, so it "
+            "can't take back usage with a negative event: cancel the event instead (the "
+            "admin's cancel action, within Stripe's 24 hours), or credit the customer."
+        )
+    if aggregation == Metric.Aggregation.COUNT and number != 1:
+        raise InvalidUsage(
+            f"value {number} on a count metric: a count meter counts this event as one, "
+            "whatever its value. Record one event per unit (value=1), record nothing when "
+            "there is nothing to count, or bill amounts with a sum metric."
+        )
+    if legacy and number < 0:
+        raise InvalidUsage(
+            f"value {number}: legacy usage records can't be negative (METER_API is "
+            "'legacy'); correct a period in Stripe instead (a credit note), or move to "
+            "Billing Meters, which take negative corrections on sum meters."
+        )
+    return number
+
+
 def identifier(value: Any) -> str:
     """Check a caller-supplied identifier against Stripe's 1-100 character rule and the
     library's reserved prefixes."""
@@ -78,8 +108,9 @@ def identifier(value: Any) -> str:
     return str(value)
 
 
-def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
-    """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead."""
+def timestamp(value: Any, *, now: datetime | None = None, legacy: bool = False) -> datetime:
+    """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead (not
+    ahead at all for ``legacy`` usage records)."""
     if not isinstance(value, datetime):
         raise InvalidUsage(
             f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}; "
@@ -96,6 +127,12 @@ def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
             f"timestamp {value.isoformat()} is more than 5 minutes in the future "
             f"(now is {now.isoformat()}); Stripe rejects such events. Check the clock or "
             "the timezone you built it with."
+        )
+    if legacy and value > now:
+        raise InvalidUsage(
+            f"timestamp {value.isoformat()} is after now ({now.isoformat()}), and legacy usage "
+            "records can't be in the future (METER_API is 'legacy'); record it once it has "
+            "happened, or leave timestamp out."
         )
     return value
 

@@ -18,7 +18,14 @@ from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import ResolvedCustomer, resolve_customer
 from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
 from billflow_usage.identifiers import new_identifier
-from billflow_usage.ledger import Usage, build_event, record_usage, record_usage_bulk, store_event
+from billflow_usage.ledger import (
+    LEGACY_METER_API,
+    Usage,
+    build_event,
+    record_usage,
+    record_usage_bulk,
+    store_event,
+)
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
@@ -36,6 +43,8 @@ UNRESOLVED_CUSTOMER = "cus_unresolved"
 #: How much of a resolver's exception message a failed row keeps.
 MAX_ERROR_LENGTH = 1000
 NUMERIC_FIELDS = (models.IntegerField, models.DecimalField, models.FloatField)
+#: How many identifiers of usage a reversal can't take back its warning names.
+NAMED_IN_WARNING = 10
 
 
 @dataclass
@@ -69,7 +78,9 @@ class MeteredTracker(Tracker):
       from without reading the ledger on every save; the moment tells two updates apart, and
       the value keeps two different changes apart even within one microsecond.
     - reversal (``reverse_on_delete``): the moment, with one event per customer whose usage it
-      offsets.
+      offsets. Only sum meters can be offset by a negative event: on count and last meters
+      (and with legacy usage records, which can't be negative) a reversal cancels what is
+      certainly unsent and logs a warning naming the rest, which stays billed.
 
     A second tracker of the same model and metric adds its slot (its place in declaration
     order) to the version, so both are recorded.
@@ -301,6 +312,10 @@ class MeteredTracker(Tracker):
             "this usage was sent.",
         )
         billed = rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
+        cannot_offset = _why_not_offset(metric)
+        if cannot_offset is not None:
+            self._warn_not_reversed(change, billed, cannot_offset)
+            return
         net_by_customer = (
             billed.order_by()
             .values("customer_id")
@@ -319,6 +334,30 @@ class MeteredTracker(Tracker):
                     identifier=self._hash(instance, own, "reverse", version, customer_id),
                     source=instance,
                 )
+
+    def _warn_not_reversed(
+        self, change: Change, billed: models.QuerySet[UsageEvent], reason: str
+    ) -> None:
+        """Usage that may have reached Stripe and can't be offset stays billed: say so, with
+        what to cancel."""
+        identifiers = list(billed.order_by("pk").values_list("identifier", flat=True))
+        if not identifiers:
+            return
+        named = ", ".join(map(repr, identifiers[:NAMED_IN_WARNING]))
+        more = len(identifiers) - NAMED_IN_WARNING
+        instance = change.instance
+        logger.warning(
+            "%r: %s %s was deleted, but %d event(s) of its usage may have reached Stripe and "
+            "stay billed (%s%s): %s. Cancel them in the admin within 24 hours of sending, or "
+            "credit the customer.",
+            self,
+            instance._meta.label,
+            instance.pk,
+            len(identifiers),
+            named,
+            f" and {more} more" if more > 0 else "",
+            reason,
+        )
 
     def _keep_failure(self, change: Change, attempt: _Attempt, exc: Exception) -> None:
         """Log a failure and keep it as a failed ledger row, so no usage is silently lost."""
@@ -370,6 +409,18 @@ class MeteredTracker(Tracker):
             last_error_message=message,
             next_attempt_at=change.moment,
         ).save(force_insert=True, using=self.db)
+
+
+def _why_not_offset(metric: Metric) -> str | None:
+    """Why usage of ``metric`` can't be taken back with a negative event, if it can't."""
+    if metric.aggregation != Metric.Aggregation.SUM:
+        return (
+            f"{metric.key!r} is a {metric.aggregation} metric, and a {metric.aggregation} meter "
+            "can't be offset by a negative event"
+        )
+    if billflow_settings.METER_API == LEGACY_METER_API:
+        return "legacy usage records can't be negative"
+    return None
 
 
 def record_created(trackers: Sequence[MeteredTracker], changes: Sequence[Change]) -> None:
