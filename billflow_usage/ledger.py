@@ -85,13 +85,12 @@ def record_usage_bulk(
     for index, item in enumerate(usages):
         usage = item if isinstance(item, Usage) else _usage_from_mapping(item, index)
         try:
-            known = metrics.get(
-                usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
-            )
-            event = build_event(usage, now=now, metric=known)
+            key = usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
+            metric = metrics.get(key) or get_metric(usage.metric, kind=Metric.Kind.METERED)
+            event = build_event(usage, now=now, metric=metric)
         except InvalidUsage as exc:
             raise type(exc)(f"usage #{index}: {exc}") from exc
-        metrics[event.metric.key] = event.metric
+        metrics[metric.key] = metric
         timestamp_given = usage.timestamp is not None
         if event.identifier in wanted:
             _check_same_content(wanted[event.identifier][0], event, timestamp_given)
@@ -305,8 +304,8 @@ def _check_same_content(existing: UsageEvent, new: UsageEvent, timestamp_given: 
     if not same:
         raise IdentifierConflict(
             f"identifier {new.identifier!r} is already recorded as {existing.value} of "
-            f"{existing.metric.key!r} for {existing.customer_id} at "
-            f"{existing.occurred_at.isoformat()}, not {new.value} of {new.metric.key!r} "
+            f"{existing.metric_key!r} for {existing.customer_id} at "
+            f"{existing.occurred_at.isoformat()}, not {new.value} of {new.metric_key!r} "
             f"for {new.customer_id} at {new.occurred_at.isoformat()}; use a new identifier "
             "for new usage, or the same content to retry safely."
         )

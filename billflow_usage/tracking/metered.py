@@ -16,7 +16,7 @@ from django.db.models import Q, Sum
 from billflow_usage import validation
 from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import ResolvedCustomer, resolve_customer
-from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
+from billflow_usage.exceptions import IdentifierConflict, InvalidUsage, UnknownMetric
 from billflow_usage.identifiers import new_identifier
 from billflow_usage.ledger import (
     LEGACY_METER_API,
@@ -36,6 +36,8 @@ from billflow_usage.tracking.snapshots import saved_value
 logger = logging.getLogger(__name__)
 
 TRACKER_ERROR = "tracker_error"
+#: A failed row of a tracker whose metric doesn't exist (it has no metric either).
+UNKNOWN_METRIC = "unknown_metric"
 SOURCE_DELETED = "source_deleted"
 #: The customer of a failed row whose customer could not be resolved: the ledger only holds
 #: ``cus_...`` IDs, and a failed row is never sent.
@@ -180,12 +182,18 @@ class MeteredTracker(Tracker):
         """What to record for ``change``, or None when there is nothing to record.
 
         Runs the resolvers: ``when`` filters, a value of None (or an unchanged delta) and a
-        customer of None skip.
+        customer of None skip. A metric that doesn't exist (or is licensed) raises once the
+        resolvers have run, so the failed row keeps what the usage would have been.
         """
         attempt = attempt or _Attempt()
-        metric = attempt.metric = self.get_metric()
+        try:
+            metric = attempt.metric = self.get_metric()
+        except InvalidUsage:
+            if self._resolve(change, attempt) is None:
+                return None  # nothing would have been recorded: nothing is lost
+            raise
         if metric is None:
-            return None
+            return None  # inactive
         resolved = self._resolve(change, attempt)
         if resolved is None:
             return None
@@ -360,7 +368,8 @@ class MeteredTracker(Tracker):
         )
 
     def _keep_failure(self, change: Change, attempt: _Attempt, exc: Exception) -> None:
-        """Log a failure and keep it as a failed ledger row, so no usage is silently lost."""
+        """Log a failure and keep it as a failed ledger row, so no usage is silently lost
+        (without a metric when the tracker's doesn't exist)."""
         instance = change.instance
         message = (
             f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
@@ -372,22 +381,17 @@ class MeteredTracker(Tracker):
         if attempt.identifier:
             message += f"; the tracker would have recorded it as {attempt.identifier!r}"
         message += "."
-        metric = attempt.metric
-        if metric is None:
-            logger.error("%s No ledger row kept: the metric is missing.", message, exc_info=exc)
-            return
+        code = UNKNOWN_METRIC if isinstance(exc, UnknownMetric) else TRACKER_ERROR
         logger.error("%s Kept as a failed ledger row.", message, exc_info=exc)
         guarded(
             self.db,
-            lambda: self._save_failure(change, attempt, metric, message),
+            lambda: self._save_failure(change, attempt, code, message),
             lambda error: logger.error(
                 "%r could not keep its failed ledger row: %s", self, error, exc_info=error
             ),
         )
 
-    def _save_failure(
-        self, change: Change, attempt: _Attempt, metric: Metric, message: str
-    ) -> None:
+    def _save_failure(self, change: Change, attempt: _Attempt, code: str, message: str) -> None:
         try:
             customer_id = resolve_customer(attempt.customer).id
         except InvalidUsage:
@@ -397,7 +401,7 @@ class MeteredTracker(Tracker):
         except InvalidUsage:
             value = 0
         UsageEvent(
-            metric=metric,
+            metric=attempt.metric,
             customer_id=customer_id,
             value=value,
             occurred_at=change.moment,
@@ -405,7 +409,7 @@ class MeteredTracker(Tracker):
             source=change.instance,
             livemode=billflow_settings.livemode,
             status=UsageEvent.Status.FAILED,
-            last_error_code=TRACKER_ERROR,
+            last_error_code=code,
             last_error_message=message,
             next_attempt_at=change.moment,
         ).save(force_insert=True, using=self.db)
