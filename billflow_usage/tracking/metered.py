@@ -300,7 +300,8 @@ class MeteredTracker(Tracker):
         """Undo what the deleted object billed for this metric.
 
         Rows certainly not sent yet (pending and never attempted, or failed) are cancelled;
-        what may have reached Stripe is offset by one negative event per customer.
+        what may have reached Stripe is offset by one negative event per customer, on a sum
+        meter; on others (or with legacy usage records) it stays billed, with a warning.
         """
         metric = attempt.metric = self.get_metric()
         if metric is None:
@@ -348,11 +349,12 @@ class MeteredTracker(Tracker):
     ) -> None:
         """Usage that may have reached Stripe and can't be offset stays billed: say so, with
         what to cancel."""
-        identifiers = list(billed.order_by("pk").values_list("identifier", flat=True))
-        if not identifiers:
+        count = billed.count()
+        if not count:
             return
-        named = ", ".join(map(repr, identifiers[:NAMED_IN_WARNING]))
-        more = len(identifiers) - NAMED_IN_WARNING
+        first = billed.order_by("pk").values_list("identifier", flat=True)[:NAMED_IN_WARNING]
+        named = ", ".join(map(repr, first))
+        more = count - NAMED_IN_WARNING
         instance = change.instance
         logger.warning(
             "%r: %s %s was deleted, but %d event(s) of its usage may have reached Stripe and "
@@ -361,7 +363,7 @@ class MeteredTracker(Tracker):
             self,
             instance._meta.label,
             instance.pk,
-            len(identifiers),
+            count,
             named,
             f" and {more} more" if more > 0 else "",
             reason,
