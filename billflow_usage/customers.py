@@ -35,9 +35,12 @@ def customer_id(value: Any) -> str:
 
 
 def resolve_customer(value: Any) -> ResolvedCustomer:
-    """Accept a ``cus_...`` ID, a dj-stripe ``Customer``, or a dj-stripe subscriber object."""
+    """Accept a ``cus_...`` ID, a dj-stripe ``Customer``, or a dj-stripe subscriber object
+    (or what this function returned for one, so resolving again costs no query)."""
     if isinstance(value, str):
         return ResolvedCustomer(customer_id(value))
+    if isinstance(value, ResolvedCustomer):
+        return ResolvedCustomer(customer_id(value.id), value.livemode)
 
     from djstripe.models import Customer
     from djstripe.settings import djstripe_settings

@@ -31,6 +31,8 @@ from billflow_usage.signals import usage_recorded
 logger = logging.getLogger("billflow_usage")
 
 TOO_OLD_CODE = "timestamp_too_far_in_past"
+#: The ``METER_API`` of legacy usage records, which take neither negative nor future usage.
+LEGACY_METER_API = "legacy"
 #: Databases whose dialect has ``INSERT ... ON CONFLICT (column) DO NOTHING RETURNING``
 #: (SQLite from 3.35, which ``can_return_columns_from_insert`` tells).
 INSERT_RETURNING_VENDORS = ("postgresql", "sqlite")
@@ -83,13 +85,12 @@ def record_usage_bulk(
     for index, item in enumerate(usages):
         usage = item if isinstance(item, Usage) else _usage_from_mapping(item, index)
         try:
-            known = metrics.get(
-                usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
-            )
-            event = build_event(usage, now=now, metric=known)
+            key = usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
+            metric = metrics.get(key) or get_metric(usage.metric, kind=Metric.Kind.METERED)
+            event = build_event(usage, now=now, metric=metric)
         except InvalidUsage as exc:
             raise type(exc)(f"usage #{index}: {exc}") from exc
-        metrics[event.metric.key] = event.metric
+        metrics[metric.key] = metric
         timestamp_given = usage.timestamp is not None
         if event.identifier in wanted:
             _check_same_content(wanted[event.identifier][0], event, timestamp_given)
@@ -141,13 +142,14 @@ def build_event(
     now = now or timezone.now()
     metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
     customer = resolve_customer(usage.customer)
+    legacy = billflow_settings.METER_API == LEGACY_METER_API
     event = UsageEvent(
         metric=metric,
         customer_id=customer.id,
-        value=validation.whole_number(usage.value),
+        value=validation.meter_value(usage.value, aggregation=metric.aggregation, legacy=legacy),
         occurred_at=now
         if usage.timestamp is None
-        else validation.timestamp(usage.timestamp, now=now),
+        else validation.timestamp(usage.timestamp, now=now, legacy=legacy),
         identifier=new_identifier()
         if usage.identifier is None
         else validation.identifier(usage.identifier),
@@ -302,8 +304,8 @@ def _check_same_content(existing: UsageEvent, new: UsageEvent, timestamp_given: 
     if not same:
         raise IdentifierConflict(
             f"identifier {new.identifier!r} is already recorded as {existing.value} of "
-            f"{existing.metric.key!r} for {existing.customer_id} at "
-            f"{existing.occurred_at.isoformat()}, not {new.value} of {new.metric.key!r} "
+            f"{existing.metric_key!r} for {existing.customer_id} at "
+            f"{existing.occurred_at.isoformat()}, not {new.value} of {new.metric_key!r} "
             f"for {new.customer_id} at {new.occurred_at.isoformat()}; use a new identifier "
             "for new usage, or the same content to retry safely."
         )

@@ -10,6 +10,8 @@ from typing import Any
 from django.utils import timezone
 
 from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.identifiers import reserved_prefix
+from billflow_usage.models import Metric
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
 
 #: Stripe rejects meter events timestamped further ahead than this.
@@ -55,8 +57,38 @@ def whole_number(value: Any, *, name: str = "value", minimum: int | None = None)
     return number
 
 
+def meter_value(value: Any, *, aggregation: str, legacy: bool) -> int:
+    """Return ``value`` as an int Stripe bills as asked on a metric of ``aggregation``.
+
+    A count meter counts every event as one, whatever its value, so it takes 1 only: a
+    negative event would count one more, not one less. Legacy usage records (``legacy``)
+    can't be negative.
+    """
+    number = whole_number(value)
+    if aggregation == Metric.Aggregation.COUNT and number < 0:
+        raise InvalidUsage(
+            f"value {number} on a count metric: a count meter counts every event as one, so it "
+            "can't take back usage with a negative event: cancel the event instead (the "
+            "admin's cancel action, within Stripe's 24 hours), or credit the customer."
+        )
+    if aggregation == Metric.Aggregation.COUNT and number != 1:
+        raise InvalidUsage(
+            f"value {number} on a count metric: a count meter counts this event as one, "
+            "whatever its value. Record one event per unit (value=1), record nothing when "
+            "there is nothing to count, or bill amounts with a sum metric."
+        )
+    if legacy and number < 0:
+        raise InvalidUsage(
+            f"value {number}: legacy usage records can't be negative (METER_API is "
+            "'legacy'); correct a period in Stripe instead (a credit note), or move to "
+            "Billing Meters, which take negative corrections on sum meters."
+        )
+    return number
+
+
 def identifier(value: Any) -> str:
-    """Check a caller-supplied identifier against Stripe's 1-100 character rule."""
+    """Check a caller-supplied identifier against Stripe's 1-100 character rule and the
+    library's reserved prefixes."""
     if not isinstance(value, str):
         raise InvalidUsage(f"identifier must be a string, got {type(value).__name__} {value!r}.")
     if not value.strip():
@@ -66,11 +98,19 @@ def identifier(value: Any) -> str:
             f"identifier is {len(value)} characters long; Stripe allows at most "
             f"{IDENTIFIER_MAX_LENGTH}. Shorten it (e.g. hash the long part)."
         )
-    return value
+    prefix = reserved_prefix(value)
+    if prefix is not None:
+        raise InvalidUsage(
+            f"identifier {value!r} starts with {prefix!r}, which billflow_usage reserves for "
+            "the identifiers it makes itself, so yours could collide with one of them. Use "
+            "another prefix (e.g. 'order-42'), or omit identifier to have one generated."
+        )
+    return str(value)
 
 
-def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
-    """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead."""
+def timestamp(value: Any, *, now: datetime | None = None, legacy: bool = False) -> datetime:
+    """Check that a usage timestamp is an aware datetime no more than 5 minutes ahead (not
+    ahead at all for ``legacy`` usage records)."""
     if not isinstance(value, datetime):
         raise InvalidUsage(
             f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}; "
@@ -87,6 +127,12 @@ def timestamp(value: Any, *, now: datetime | None = None) -> datetime:
             f"timestamp {value.isoformat()} is more than 5 minutes in the future "
             f"(now is {now.isoformat()}); Stripe rejects such events. Check the clock or "
             "the timezone you built it with."
+        )
+    if legacy and value > now:
+        raise InvalidUsage(
+            f"timestamp {value.isoformat()} is after now ({now.isoformat()}), and legacy usage "
+            "records can't be in the future (METER_API is 'legacy'); record it once it has "
+            "happened, or leave timestamp out."
         )
     return value
 

@@ -135,6 +135,7 @@ def _cancel_in_stripe(
     for position, unit in enumerate(units):
         first = unit[0]
         identifier = first.group.identifier if first.group is not None else first.identifier
+        assert first.metric is not None  # a sent row has one (bfu_event_metric_unless_failed)
         try:
             result = cancel_in_stripe(
                 first.metric,

@@ -128,7 +128,8 @@ class UsageEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed events", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
-        failed = list(queryset.filter(status=UsageEvent.Status.FAILED))
+        # A row kept without a metric (its tracker's doesn't exist) has nowhere to go.
+        failed = list(queryset.filter(status=UsageEvent.Status.FAILED, metric__isnull=False))
         for event in failed:
             # ``attempts`` is kept: the next request gets a new idempotency key, so Stripe
             # can't replay the stored answer of an earlier attempt.
@@ -144,7 +145,7 @@ class UsageEventAdmin(admin.ModelAdmin):
         if skipped:
             self.message_user(
                 request,
-                f"{skipped} event(s) were not failed and were left alone.",
+                f"{skipped} event(s) were not failed (or have no metric) and were left alone.",
                 messages.WARNING,
             )
 

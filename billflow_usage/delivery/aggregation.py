@@ -10,23 +10,22 @@ sends the group again under the same identifier, which Stripe deduplicates.
 
 from __future__ import annotations
 
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from billflow_usage.delivery.claimed import ClaimedEvent
+from billflow_usage.identifiers import GROUP_PREFIX, derived_identifier
 from billflow_usage.models import DeliveryGroup, Metric
 from billflow_usage.models.limits import MAX_VALUE
-
-GROUP_PREFIX = "bfug_"
 
 Formed = list[tuple[DeliveryGroup, list[ClaimedEvent]]]
 
 
-def group_identifier(identifiers: Iterable[str]) -> str:
-    """Deterministic in the set of members, so the same events always make the same group."""
-    digest = hashlib.sha256("\n".join(sorted(identifiers)).encode())
-    return GROUP_PREFIX + digest.hexdigest()[:48]
+def group_identifier(identifiers: Iterable[str], *, using: str | None = None) -> str:
+    """Deterministic in the set of members, so the same events always make the same group;
+    the installation's namespace keeps another database's groups of alike-named events
+    apart."""
+    return derived_identifier(GROUP_PREFIX, sorted(identifiers), digits=48, using=using)
 
 
 def form_groups(
@@ -46,7 +45,7 @@ def form_groups(
         if len(members) < 2 or abs(total) > MAX_VALUE:
             continue
         group = DeliveryGroup(
-            identifier=group_identifier(event.identifier for event in members),
+            identifier=group_identifier((event.identifier for event in members), using=using),
             metric=metrics[members[0].metric_id],
             customer_id=members[0].customer_id,
             value=total,

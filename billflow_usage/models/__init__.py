@@ -1,9 +1,17 @@
 """The ledger's tables: what is billed, where it is billed, and every unit recorded."""
 
 from billflow_usage.models.delivery_group import DeliveryGroup
+from billflow_usage.models.installation import Installation
 from billflow_usage.models.metric import Metric
 from billflow_usage.models.subscription_item import SubscriptionItemLink
 from billflow_usage.models.sync_report import SyncReport
 from billflow_usage.models.usage_event import UsageEvent
 
-__all__ = ["DeliveryGroup", "Metric", "SubscriptionItemLink", "SyncReport", "UsageEvent"]
+__all__ = [
+    "DeliveryGroup",
+    "Installation",
+    "Metric",
+    "SubscriptionItemLink",
+    "SyncReport",
+    "UsageEvent",
+]

@@ -31,7 +31,11 @@ class UsageEvent(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     id = models.BigAutoField(primary_key=True)
-    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="usage_events")
+    #: Empty only on a failed (or cancelled) row of a tracker whose metric doesn't exist, so
+    #: the usage is kept even then; such a row is never sent.
+    metric = models.ForeignKey(
+        Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events"
+    )
     customer_id = models.CharField(max_length=STRIPE_ID_MAX_LENGTH)
     value = models.BigIntegerField()
     occurred_at = models.DateTimeField(default=timezone.now)
@@ -84,6 +88,10 @@ class UsageEvent(models.Model):
                 condition=~Q(status="sent") | Q(sent_at__isnull=False),
                 name="bfu_event_sent_has_time",
             ),
+            models.CheckConstraint(
+                condition=Q(metric__isnull=False) | Q(status__in=["failed", "cancelled"]),
+                name="bfu_event_metric_unless_failed",
+            ),
         ]
         indexes = [
             # The delivery query: due pending events, oldest first.
@@ -102,4 +110,10 @@ class UsageEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.identifier}: {self.value} x {self.metric_id} for {self.customer_id}"
+        metric = "no metric" if self.metric_id is None else self.metric_id
+        return f"{self.identifier}: {self.value} x {metric} for {self.customer_id}"
+
+    @property
+    def metric_key(self) -> str:
+        """The metric's key ("" on a failed row kept without a metric)."""
+        return "" if self.metric is None else self.metric.key

@@ -23,7 +23,6 @@ Repairs (``apply``):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
@@ -37,6 +36,7 @@ from django.db.models.functions import Coalesce
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
 from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.identifiers import LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.report import ErrorEntry, MeteredEntry, Report
@@ -340,19 +340,11 @@ def _correction_values(pair: Pair, remaining: int) -> list[int]:
 
 
 def _identifier(pair: Pair, action: str, index: int) -> str:
-    """Deterministic: the same drift of the same period gets the same rows on a re-run."""
-    source = "|".join(
-        [
-            pair.customer_id,
-            pair.metric.key,
-            pair.start.isoformat(),
-            str(pair.ledger),
-            str(pair.stripe),
-            action,
-        ]
-    )
-    digest = hashlib.sha256(source.encode()).hexdigest()[:40]
-    return f"{CORRECTION_PREFIX}{digest}" + (f"-{index}" if index else "")
+    """Deterministic: the same drift of the same period gets the same rows on a re-run; the
+    installation's namespace keeps the same drift of another database apart."""
+    parts = (pair.customer_id, pair.metric.key, pair.start.isoformat(), pair.ledger, pair.stripe)
+    digest = derived_identifier(CORRECTION_PREFIX, (*parts, action), digits=40)
+    return LibraryIdentifier(f"{digest}-{index}") if index else digest
 
 
 def _cancellable(pair: Pair, *, now: datetime) -> QuerySet[UsageEvent]:

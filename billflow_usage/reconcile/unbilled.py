@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime
 
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.reconcile.report import (
@@ -51,8 +51,12 @@ def find_unbilled(
 def list_failed(
     metrics: list[Metric], customers: Collection[str] | None, since: datetime, report: Report
 ) -> None:
+    """Failed rows of ``metrics``, and those a tracker kept without a metric (its metric
+    doesn't exist)."""
     rows = UsageEvent.objects.filter(
-        status=UsageEvent.Status.FAILED, metric__in=metrics, occurred_at__gte=since
+        Q(metric__in=metrics) | Q(metric__isnull=True),
+        status=UsageEvent.Status.FAILED,
+        occurred_at__gte=since,
     )
     if customers:
         rows = rows.filter(customer_id__in=list(customers))
@@ -62,7 +66,7 @@ def list_failed(
             FailedEvent(
                 event.identifier,
                 event.customer_id,
-                event.metric.key,
+                event.metric_key,
                 event.value,
                 event.occurred_at,
                 event.last_error_code,

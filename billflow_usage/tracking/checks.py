@@ -175,7 +175,8 @@ def _duplicates(trackers: list[Tracker]) -> Iterator[checks.CheckMessage]:
 def _metrics(
     trackers: list[Tracker], databases: Iterable[str] | None
 ) -> Iterator[checks.CheckMessage]:
-    """Metrics that don't exist, are of the other kind, or are inactive (needs the DB)."""
+    """Metrics that don't exist, are of the other kind, are inactive, or can't bill what the
+    tracker records (needs the DB)."""
     alias = router.db_for_read(Metric)
     keys = {tracker.metric for tracker in trackers if isinstance(tracker.metric, str)}
     if not keys or alias not in (databases or ()):
@@ -183,10 +184,10 @@ def _metrics(
     try:
         with transaction.atomic(using=alias):
             found = {
-                key: (kind, active)
-                for key, kind, active in Metric.objects.using(alias)
+                key: (kind, active, aggregation)
+                for key, kind, active, aggregation in Metric.objects.using(alias)
                 .filter(key__in=keys)
-                .values_list("key", "kind", "active")
+                .values_list("key", "kind", "active", "aggregation")
             }
     except DatabaseError:
         return  # not migrated yet (migrate runs the checks first)
@@ -203,7 +204,7 @@ def _metrics(
                 id="billflow_usage.E101",
             )
             continue
-        kind, active = found[tracker.metric]
+        kind, active, aggregation = found[tracker.metric]
         if kind != tracker.kind:
             yield checks.Error(
                 f"{tracker!r}: metric {tracker.metric!r} is {kind}.",
@@ -219,3 +220,32 @@ def _metrics(
                 obj=obj,
                 id="billflow_usage.W101",
             )
+        if isinstance(tracker, MeteredTracker) and kind == tracker.kind:
+            yield from _aggregation(tracker, aggregation)
+
+
+def _aggregation(tracker: MeteredTracker, aggregation: str) -> Iterator[checks.CheckMessage]:
+    """What a count (or last) meter can't bill as the tracker asks."""
+    obj = tracker.model
+    constant = None if isinstance(tracker.value, Resolver) else tracker.value
+    if aggregation == Metric.Aggregation.COUNT and (
+        tracker.delta is not None or constant not in (None, 1)
+    ):
+        given = f"delta={tracker.delta!r}" if tracker.delta is not None else f"value={constant!r}"
+        yield checks.Error(
+            f"{tracker!r}: metric {tracker.metric!r} is a count metric, which counts every "
+            f"event as one, so {given} can't be billed as asked (such a save keeps a failed "
+            "row).",
+            hint="Leave value at 1, or bill amounts with a sum metric.",
+            obj=obj,
+            id="billflow_usage.E109",
+        )
+    if tracker.reverse_on_delete and aggregation != Metric.Aggregation.SUM:
+        yield checks.Warning(
+            f"{tracker!r}: metric {tracker.metric!r} is a {aggregation} metric, which a "
+            "negative event can't offset: reverse_on_delete only cancels usage not sent yet, "
+            "and logs what stays billed.",
+            hint="Cancel sent events in the admin within 24 hours, or use a sum metric.",
+            obj=obj,
+            id="billflow_usage.W104",
+        )

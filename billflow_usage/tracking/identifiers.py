@@ -1,23 +1,27 @@
 """Deterministic ledger identifiers for the events trackers record.
 
-A tracker never draws a random identifier: the same event seen twice (a repeated save, a
-bulk-created object saved later, a retried dispatch) maps to the same identifier, and the
-ledger records it once. See :class:`~billflow_usage.tracking.metered.MeteredTracker` for the
-version each action uses.
+A tracker never draws a random identifier: the same change seen twice (the one-by-one
+fallback of a bulk creation, a retried dispatch) maps to the same identifier, and the ledger
+records it once; the installation's namespace keeps another database's changes apart. See
+:class:`~billflow_usage.tracking.metered.MeteredTracker` for what each action hashes.
 """
 
 from __future__ import annotations
 
-import hashlib
-
-PREFIX = "bft_"
-#: Separates the parts before hashing, so ("a", "bc") and ("ab", "c") never collide.
-SEPARATOR = "\x1f"
+from billflow_usage.identifiers import TRACKER_PREFIX, LibraryIdentifier, derived_identifier
 
 
 def tracker_identifier(
-    metric: str, model_label: str, key: object, action: str, version: str
-) -> str:
+    metric: str,
+    model_label: str,
+    key: object,
+    action: str,
+    version: str,
+    customer_id: str,
+    *,
+    using: str | None = None,
+) -> LibraryIdentifier:
     """Hash what names one tracked event into an identifier Stripe accepts (68 characters)."""
-    parts = (metric, model_label, str(key), action, version)
-    return PREFIX + hashlib.sha256(SEPARATOR.join(parts).encode()).hexdigest()
+    return derived_identifier(
+        TRACKER_PREFIX, (metric, model_label, key, action, version, customer_id), using=using
+    )

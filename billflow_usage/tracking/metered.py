@@ -15,10 +15,17 @@ from django.db.models import Q, Sum
 
 from billflow_usage import validation
 from billflow_usage.conf import billflow_settings
-from billflow_usage.customers import resolve_customer
-from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
+from billflow_usage.customers import ResolvedCustomer, resolve_customer
+from billflow_usage.exceptions import IdentifierConflict, InvalidUsage, UnknownMetric
 from billflow_usage.identifiers import new_identifier
-from billflow_usage.ledger import Usage, build_event, record_usage, record_usage_bulk, store_event
+from billflow_usage.ledger import (
+    LEGACY_METER_API,
+    Usage,
+    build_event,
+    record_usage,
+    record_usage_bulk,
+    store_event,
+)
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
@@ -29,6 +36,8 @@ from billflow_usage.tracking.snapshots import saved_value
 logger = logging.getLogger(__name__)
 
 TRACKER_ERROR = "tracker_error"
+#: A failed row of a tracker whose metric doesn't exist (it has no metric either).
+UNKNOWN_METRIC = "unknown_metric"
 SOURCE_DELETED = "source_deleted"
 #: The customer of a failed row whose customer could not be resolved: the ledger only holds
 #: ``cus_...`` IDs, and a failed row is never sent.
@@ -36,6 +45,8 @@ UNRESOLVED_CUSTOMER = "cus_unresolved"
 #: How much of a resolver's exception message a failed row keeps.
 MAX_ERROR_LENGTH = 1000
 NUMERIC_FIELDS = (models.IntegerField, models.DecimalField, models.FloatField)
+#: How many identifiers of usage a reversal can't take back its warning names.
+NAMED_IN_WARNING = 10
 
 
 @dataclass
@@ -51,19 +62,27 @@ class _Attempt:
 class MeteredTracker(Tracker):
     """Records usage of a metered metric when objects of a model are saved or deleted.
 
-    Identifiers are derived, never random, so an event seen twice is recorded once. Each is
-    hashed from (metric, model, key, action, version), where key is the object's pk (or what
-    ``identifier(instance)`` returns) and the version depends on the action:
+    Identifiers are derived, never random, so a change seen twice (the one-by-one fallback of
+    a bulk creation, a retried dispatch) is recorded once, and they are unique per change and
+    per installation, so a new change never takes the identifier of another. Each hashes the
+    installation's namespace, the metric, the model, the key (the object's pk, or what
+    ``identifier(instance)`` returns), the action, a version and the customer (resolved
+    first). The version is the moment the change was seen (one value for all trackers of a
+    save, and for ``bulk_create_with_usage()`` and its one-by-one fallback), and:
 
-    - create: none. An object is created once, so saving it again, or saving an object that
-      ``bulk_create_with_usage()`` already recorded, never records its creation twice. With
-      ``identifier=``, the creation uses the returned string as it is.
-    - delete: none. An object is deleted once.
-    - update: the moment the save was seen and the value recorded. Updates have no sequence
-      number to count from without reading the ledger on every save; the moment (shared by
-      all trackers of one save) tells two updates apart, and the value keeps two different
-      changes apart even within one microsecond.
-    - reversal (``reverse_on_delete``): the customer whose usage it reverses.
+    - create: only the moment. Saving an object again is an update, so its creation is never
+      recorded twice; a primary key that comes back (a restored row, a natural or explicit
+      key) is a new creation, billed again. With ``identifier=``, the creation uses the
+      returned string as it is, so usage the host recorded by hand under that key is not
+      recorded again; like any caller's identifier it can't use a reserved prefix.
+    - delete: only the moment.
+    - update: the moment and the value recorded. Updates have no sequence number to count
+      from without reading the ledger on every save; the moment tells two updates apart, and
+      the value keeps two different changes apart even within one microsecond.
+    - reversal (``reverse_on_delete``): the moment, with one event per customer whose usage it
+      offsets. Only sum meters can be offset by a negative event: on count and last meters
+      (and with legacy usage records, which can't be negative) a reversal cancels what is
+      certainly unsent and logs a warning naming the rest, which stays billed.
 
     A second tracker of the same model and metric adds its slot (its place in declaration
     order) to the version, so both are recorded.
@@ -163,19 +182,36 @@ class MeteredTracker(Tracker):
         """What to record for ``change``, or None when there is nothing to record.
 
         Runs the resolvers: ``when`` filters, a value of None (or an unchanged delta) and a
-        customer of None skip.
+        customer of None skip. A metric that doesn't exist (or is licensed) raises once the
+        resolvers have run, so the failed row keeps what the usage would have been.
         """
         attempt = attempt or _Attempt()
-        metric = attempt.metric = self.get_metric()
+        try:
+            metric = attempt.metric = self.get_metric()
+        except InvalidUsage:
+            if self._resolve(change, attempt) is None:
+                return None  # nothing would have been recorded: nothing is lost
+            raise
         if metric is None:
+            return None  # inactive
+        resolved = self._resolve(change, attempt)
+        if resolved is None:
             return None
+        value, customer, identifier = resolved
+        instance = change.instance
+        timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
+        return Usage(metric, customer, value, timestamp, identifier, instance)
+
+    def _resolve(
+        self, change: Change, attempt: _Attempt
+    ) -> tuple[Any, ResolvedCustomer, str] | None:
+        """The value, customer and identifier of the usage (None: nothing to record)."""
         instance = change.instance
         if self.when is not None and not self.when(instance, change.created):
             return None
         value = attempt.value = self._value(change)
         if value is None:
             return None
-        identifier = attempt.identifier = self._identifier(change, value)
         customer = attempt.customer = self.customer(instance)
         if customer is None:
             logger.debug(
@@ -186,8 +222,9 @@ class MeteredTracker(Tracker):
                 instance.pk,
             )
             return None
-        timestamp = change.moment if self.timestamp is None else self.timestamp(instance)
-        return Usage(metric, customer, value, timestamp, identifier, instance)
+        resolved = attempt.customer = resolve_customer(customer)
+        identifier = attempt.identifier = self._identifier(change, value, resolved.id)
+        return value, resolved, identifier
 
     def _record(self, change: Change, attempt: _Attempt, keep: Callable[[Exception], None]) -> None:
         """Resolve and validate (guarded, and without SQL for resolvers that only read the
@@ -238,25 +275,33 @@ class MeteredTracker(Tracker):
         """What ``identifier(instance)`` returns; None without one (the pk is used then)."""
         return None if self.identifier is None else self.identifier(instance)
 
-    def _identifier(self, change: Change, value: Any) -> str:
+    def _identifier(self, change: Change, value: Any, customer_id: str) -> str:
         instance = change.instance
         own = self._own_key(instance)
         if own is not None and change.action == CREATE:
             return str(own)
-        version = f"{change.moment.isoformat()}:{value}" if change.action == UPDATE else ""
-        return self._hash(instance, own, change.action, version)
+        version = change.moment.isoformat()
+        if change.action == UPDATE:
+            version = f"{version}:{value}"
+        return self._hash(instance, own, change.action, version, customer_id)
 
-    def _hash(self, instance: models.Model, own: Any, action: str, version: str) -> str:
+    def _hash(
+        self, instance: models.Model, own: Any, action: str, version: str, customer_id: str
+    ) -> str:
         if self.slot:
             version = f"{version}#{self.slot}"
         key = instance.pk if own is None else own
-        return tracker_identifier(self.metric, instance._meta.label_lower, key, action, version)
+        label = instance._meta.label_lower
+        return tracker_identifier(
+            self.metric, label, key, action, version, customer_id, using=self.db
+        )
 
     def _reverse(self, change: Change, attempt: _Attempt) -> None:
         """Undo what the deleted object billed for this metric.
 
         Rows certainly not sent yet (pending and never attempted, or failed) are cancelled;
-        what may have reached Stripe is offset by one negative event per customer.
+        what may have reached Stripe is offset by one negative event per customer, on a sum
+        meter; on others (or with legacy usage records) it stays billed, with a warning.
         """
         metric = attempt.metric = self.get_metric()
         if metric is None:
@@ -275,53 +320,80 @@ class MeteredTracker(Tracker):
             last_error_message=f"{instance._meta.label} {instance.pk} was deleted before "
             "this usage was sent.",
         )
-        billed = (
-            rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
-            .order_by()
+        billed = rows.filter(status__in=[UsageEvent.Status.PENDING, UsageEvent.Status.SENT])
+        cannot_offset = _why_not_offset(metric)
+        if cannot_offset is not None:
+            self._warn_not_reversed(change, billed, cannot_offset)
+            return
+        net_by_customer = (
+            billed.order_by()
             .values("customer_id")
             .annotate(net=Sum("value"))
             .values_list("customer_id", "net")
         )
         own = self._own_key(instance)
-        for customer_id, net in billed:
+        version = change.moment.isoformat()
+        for customer_id, net in net_by_customer:
             if net:
                 record_usage(
                     metric,
                     customer_id,
                     -net,
                     timestamp=change.moment,
-                    identifier=self._hash(instance, own, "reverse", customer_id),
+                    identifier=self._hash(instance, own, "reverse", version, customer_id),
                     source=instance,
                 )
 
+    def _warn_not_reversed(
+        self, change: Change, billed: models.QuerySet[UsageEvent], reason: str
+    ) -> None:
+        """Usage that may have reached Stripe and can't be offset stays billed: say so, with
+        what to cancel."""
+        count = billed.count()
+        if not count:
+            return
+        first = billed.order_by("pk").values_list("identifier", flat=True)[:NAMED_IN_WARNING]
+        named = ", ".join(map(repr, first))
+        more = count - NAMED_IN_WARNING
+        instance = change.instance
+        logger.warning(
+            "%r: %s %s was deleted, but %d event(s) of its usage may have reached Stripe and "
+            "stay billed (%s%s): %s. Cancel them in the admin within 24 hours of sending, or "
+            "credit the customer.",
+            self,
+            instance._meta.label,
+            instance.pk,
+            count,
+            named,
+            f" and {more} more" if more > 0 else "",
+            reason,
+        )
+
     def _keep_failure(self, change: Change, attempt: _Attempt, exc: Exception) -> None:
-        """Log a failure and keep it as a failed ledger row, so no usage is silently lost."""
+        """Log a failure and keep it as a failed ledger row, so no usage is silently lost
+        (without a metric when the tracker's doesn't exist)."""
         instance = change.instance
         message = (
             f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
             f"{type(exc).__name__}: {exc}"
-        )[:MAX_ERROR_LENGTH]
+        )[:MAX_ERROR_LENGTH].rstrip(".")
+        message += (
+            ". Once the cause is fixed, record it with record_usage(..., source=<the object>)"
+        )
         if attempt.identifier:
-            message += (
-                f" It would have been recorded as {attempt.identifier!r}: fix the cause, then "
-                f"record it with record_usage(..., identifier={attempt.identifier!r})."
-            )
-        metric = attempt.metric
-        if metric is None:
-            logger.error("%s No ledger row kept: the metric is missing.", message, exc_info=exc)
-            return
+            message += f"; the tracker would have recorded it as {attempt.identifier!r}"
+        message += "."
+        code = UNKNOWN_METRIC if isinstance(exc, UnknownMetric) else TRACKER_ERROR
         logger.error("%s Kept as a failed ledger row.", message, exc_info=exc)
         guarded(
             self.db,
-            lambda: self._save_failure(change, attempt, metric, message),
+            lambda: self._save_failure(change, attempt, code, message),
             lambda error: logger.error(
                 "%r could not keep its failed ledger row: %s", self, error, exc_info=error
             ),
         )
 
-    def _save_failure(
-        self, change: Change, attempt: _Attempt, metric: Metric, message: str
-    ) -> None:
+    def _save_failure(self, change: Change, attempt: _Attempt, code: str, message: str) -> None:
         try:
             customer_id = resolve_customer(attempt.customer).id
         except InvalidUsage:
@@ -331,7 +403,7 @@ class MeteredTracker(Tracker):
         except InvalidUsage:
             value = 0
         UsageEvent(
-            metric=metric,
+            metric=attempt.metric,
             customer_id=customer_id,
             value=value,
             occurred_at=change.moment,
@@ -339,10 +411,22 @@ class MeteredTracker(Tracker):
             source=change.instance,
             livemode=billflow_settings.livemode,
             status=UsageEvent.Status.FAILED,
-            last_error_code=TRACKER_ERROR,
+            last_error_code=code,
             last_error_message=message,
             next_attempt_at=change.moment,
         ).save(force_insert=True, using=self.db)
+
+
+def _why_not_offset(metric: Metric) -> str | None:
+    """Why usage of ``metric`` can't be taken back with a negative event, if it can't."""
+    if metric.aggregation != Metric.Aggregation.SUM:
+        return (
+            f"{metric.key!r} is a {metric.aggregation} metric, and a {metric.aggregation} meter "
+            "can't be offset by a negative event"
+        )
+    if billflow_settings.METER_API == LEGACY_METER_API:
+        return "legacy usage records can't be negative"
+    return None
 
 
 def record_created(trackers: Sequence[MeteredTracker], changes: Sequence[Change]) -> None:

@@ -100,13 +100,15 @@ class TrackerRegistry:
         - ``on``: any of ``"create"``, ``"update"``, ``"delete"``.
         - ``when(instance, created)``: record only when it returns true.
         - ``timestamp(instance)``: when the usage happened (default: when it was saved).
-        - ``identifier(instance)``: the object's own idempotency key, used as the creation's
-          identifier and instead of the pk in the others'.
+        - ``identifier(instance)``: the object's own idempotency key, used as it is for the
+          creation's identifier (so it can't start with the library's prefixes ``bfu_``,
+          ``bft_`` or ``bfug_``) and instead of the pk in the others'.
         - ``delta="field"``: record how much a numeric field changed instead of ``value``:
           its value on create, new minus old on update (nothing when unchanged), minus its
           value on delete.
         - ``reverse_on_delete``: deleting the object undoes what it billed for the metric
-          (cancels what is still unsent, offsets the rest with a negative event) instead
+          (cancels what is still unsent, offsets the rest with a negative event on a sum
+          meter; on count and last meters the rest stays billed, with a warning) instead
           of recording a delete.
 
         Any argument taking a function also takes its dotted path. Mistakes are reported by

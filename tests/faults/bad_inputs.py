@@ -30,7 +30,7 @@ from billflow_usage.exceptions import (
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
 
-    from billflow_usage.models import SubscriptionItemLink, UsageEvent
+    from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
     from tests.faults.scene import Scene
 
 #: A key the fake Stripe refuses (it only takes test keys); it must never show in a row.
@@ -144,6 +144,34 @@ def save_with_a_broken_customer(scene: Scene) -> UsageEvent:
     from tests.testapp.models import Order
 
     billflow_usage.track("testapp.Order", metric="api_calls", customer=lambda order: "acme")
+    order = Order.objects.create(workspace=scene.workspace)
+    return UsageEvent.objects.get(source_object_id=str(order.pk))
+
+
+def count_metric(scene: Scene) -> Metric:
+    """A count metric (every event counts one), with its meter in the fake."""
+    from billflow_usage.models import Metric
+
+    scene.fake.create_meter("logins", formula="count")
+    return Metric.objects.create(key="logins", aggregation=Metric.Aggregation.COUNT)
+
+
+def in_legacy_mode(scene: Scene, **usage: Any) -> UsageEvent:
+    scene.configure(METER_API="legacy")
+    return billflow_usage.record_usage(scene.metric, scene.customer, **usage)
+
+
+def save_tracked(scene: Scene, **tracker: Any) -> UsageEvent:
+    """Save an order of the scene's customer under a tracker declared with ``tracker``; the
+    row the tracker kept for it."""
+    from billflow_usage.models import UsageEvent
+    from tests.testapp.models import Order
+
+    billflow_usage.track(
+        "testapp.Order", **{"customer": "tests.tracking.helpers.workspace_customer", **tracker}
+    )
+    scene.workspace.stripe_customer_id = scene.customer
+    scene.workspace.save()
     order = Order.objects.create(workspace=scene.workspace)
     return UsageEvent.objects.get(source_object_id=str(order.pk))
 
@@ -375,6 +403,43 @@ CASES = [
         lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="x" * 101),
     ),
     BadInput(
+        "identifier-reserved",
+        "record_usage",
+        "identifier `'bft_order-1'` (a prefix the library makes identifiers under)",
+        Raises(InvalidUsage, "starts with 'bft_', which billflow_usage reserves"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="bft_order-1"),
+    ),
+    BadInput(
+        "value-negative-count",
+        "record_usage",
+        "value `-1` on a count metric",
+        Raises(InvalidUsage, "can't take back usage with a negative event: cancel the event"),
+        lambda s: billflow_usage.record_usage(s.under_test, s.customer, -1),
+        prepare=count_metric,
+    ),
+    BadInput(
+        "value-several-count",
+        "record_usage",
+        "value `5` on a count metric",
+        Raises(InvalidUsage, "counts this event as one, whatever its value"),
+        lambda s: billflow_usage.record_usage(s.under_test, s.customer, 5),
+        prepare=count_metric,
+    ),
+    BadInput(
+        "legacy-negative",
+        "record_usage",
+        "value `-3` with `METER_API='legacy'`",
+        Raises(InvalidUsage, "legacy usage records can't be negative"),
+        lambda s: in_legacy_mode(s, value=-3),
+    ),
+    BadInput(
+        "legacy-future",
+        "record_usage",
+        "a timestamp 2 minutes ahead with `METER_API='legacy'`",
+        Raises(InvalidUsage, "legacy usage records can't be in the future"),
+        lambda s: in_legacy_mode(s, timestamp=ahead(2)),
+    ),
+    BadInput(
         "identifier-reused",
         "record_usage",
         "identifier `'order-1'` again with another value",
@@ -423,6 +488,15 @@ CASES = [
         "a mapping with key `amount`",
         Raises(InvalidUsage, "unexpected keyword argument 'amount'; pass Usage(...) objects"),
         lambda s: billflow_usage.record_usage_bulk([{"metric": s.metric, "amount": 3}]),
+    ),
+    BadInput(
+        "bulk-identifier-reserved",
+        "record_usage_bulk",
+        "a usage with identifier `'bfug_1'`",
+        Raises(InvalidUsage, "usage #0: identifier 'bfug_1' starts with 'bfug_'"),
+        lambda s: billflow_usage.record_usage_bulk(
+            [billflow_usage.Usage(s.metric, s.customer, identifier="bfug_1")]
+        ),
     ),
     BadInput(
         "quantity-negative",
@@ -509,6 +583,36 @@ CASES = [
         "`value=2.5`",
         Reported("billflow_usage.E107", "got 2.5 with a fractional part"),
         declared("track", **ORDERS, metric="api_calls", value=2.5),
+    ),
+    BadInput(
+        "track-count-value",
+        "track",
+        "`value=5` on a count metric",
+        Reported("billflow_usage.E109", "is a count metric, which counts every event as one"),
+        declared("track", **ORDERS, metric="logins", value=5),
+        prepare=count_metric,
+    ),
+    BadInput(
+        "track-metric-missing-at-save",
+        "track (at save)",
+        "`metric='api-cals'` (a typo) on a save",
+        Marked("failed", "unknown_metric", "No metric with key 'api-cals'"),
+        lambda s: save_tracked(s, metric="api-cals"),
+    ),
+    BadInput(
+        "track-identifier-reserved",
+        "track (at save)",
+        "an `identifier` function returning `'bft_7'`",
+        Marked("failed", "tracker_error", "starts with 'bft_', which billflow_usage reserves"),
+        lambda s: save_tracked(s, metric="api_calls", identifier=lambda order: "bft_7"),
+    ),
+    BadInput(
+        "track-count-negative",
+        "track (at save)",
+        "`value=-1` on a count metric",
+        Marked("failed", "tracker_error", "cancel the event instead"),
+        lambda s: save_tracked(s, metric="logins", value=-1),
+        prepare=count_metric,
     ),
     BadInput(
         "track-customer-garbage",
@@ -714,6 +818,22 @@ CASES = [
         Marked("pending", "no_subscription_item", "run manage.py billflow_sync"),
         deliver_in_legacy_mode,
         prepare=lambda s: record(s, str(s.fake.create_customer()["id"])),
+    ),
+    BadInput(
+        "stripe-legacy-negative",
+        "Stripe",
+        "legacy mode, a negative row recorded before switching to it",
+        Marked("failed", "usage_record_negative", "Legacy usage records can't be negative"),
+        deliver_in_legacy_mode,
+        prepare=lambda s: billflow_usage.record_usage(s.metric, s.customer, -3),
+    ),
+    BadInput(
+        "stripe-legacy-future",
+        "Stripe",
+        "legacy mode, a row timestamped 4 minutes ahead recorded before switching to it",
+        Marked("pending", "usage_record_in_future", "retried once its time has come"),
+        deliver_in_legacy_mode,
+        prepare=lambda s: billflow_usage.record_usage(s.metric, s.customer, timestamp=ahead(4)),
     ),
     BadInput(
         "stripe-seat-item-missing",

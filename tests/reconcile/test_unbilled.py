@@ -6,7 +6,7 @@ import pytest
 
 import billflow_usage
 from billflow_usage.delivery import deliver_pending
-from tests.factories import MetricFactory
+from tests.factories import MetricFactory, UsageEventFactory
 from tests.reconcile.conftest import Account, ago, sync_json
 
 pytestmark = pytest.mark.django_db
@@ -52,3 +52,19 @@ def test_failed_events_are_listed_with_stripes_code(account: Account) -> None:
     assert failed["code"] == "meter_event_customer_not_found"
     assert "No such customer" in failed["message"]
     assert document["summary"]["failed_events"] == 1
+
+
+def test_a_tracker_row_kept_without_a_metric_is_listed(account: Account) -> None:
+    """Its tracker's metric doesn't exist: the usage is in the ledger, and in the report."""
+    account.subscribe(account.customer())
+    UsageEventFactory(
+        metric=None,
+        status="failed",
+        occurred_at=ago(hours=3),
+        last_error_code="unknown_metric",
+        last_error_message="No metric with key 'api-cals'",
+    )
+
+    [failed] = sync_json()["failed_events"]
+
+    assert (failed["metric"], failed["code"]) == ("", "unknown_metric")

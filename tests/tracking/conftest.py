@@ -2,6 +2,7 @@ import pytest
 
 from billflow_usage.tracking import metric_cache
 from billflow_usage.tracking.registry import TrackerRegistry
+from tests.delivery.conftest import api_calls, configure, customer  # noqa: F401 (fixtures)
 from tests.factories import LicensedMetricFactory, MetricFactory, WorkspaceFactory
 
 

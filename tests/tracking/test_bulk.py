@@ -47,8 +47,11 @@ def test_creations_are_recorded_in_one_bulk_call(tracked, workspace, bulk_calls)
     assert bulk_calls == [6]
     assert sorted(values()) == [1, 1, 1, 1, 2, 3]
     by_identifier = {e.identifier: e for e in ledger()}
+    moment = ledger()[0].occurred_at.isoformat()  # one for the whole bulk creation
     for order in created:
-        expected = tracker_identifier("orders", "testapp.order", order.pk, "create", "")
+        expected = tracker_identifier(
+            "orders", "testapp.order", order.pk, "create", moment, workspace.stripe_customer_id
+        )
         assert by_identifier[expected].source == order
 
 
@@ -59,8 +62,9 @@ def test_the_identifiers_match_the_post_save_path(tracked, workspace):
     for order in (bulk, single):
         for key in ("orders", "units"):
             event = UsageEvent.objects.get(source_object_id=str(order.pk), metric__key=key)
+            moment = event.occurred_at.isoformat()
             assert event.identifier == tracker_identifier(
-                key, "testapp.order", order.pk, "create", ""
+                key, "testapp.order", order.pk, "create", moment, workspace.stripe_customer_id
             )
 
 

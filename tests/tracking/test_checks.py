@@ -78,6 +78,35 @@ def test_metrics_are_checked_against_the_database(tracker_registry, orders, seat
     assert {message.obj for message in messages} == {Order, Member}
 
 
+@pytest.mark.parametrize(
+    ("declaration", "expected"),
+    [
+        ({}, []),
+        ({"value": lambda order: 1}, []),
+        ({"value": 5}, ["billflow_usage.E109"]),
+        ({"delta": "quantity"}, ["billflow_usage.E109"]),
+        ({"reverse_on_delete": True}, ["billflow_usage.W104"]),
+    ],
+)
+def test_what_a_count_metric_cannot_bill(tracker_registry, db, declaration, expected):
+    MetricFactory(key="logins", aggregation="count")
+    tracker_registry.track(Order, metric="logins", customer=workspace_customer, **declaration)
+
+    messages = tracker_messages(tracker_registry, databases=["default"])
+
+    assert ids(messages) == expected
+    assert all(message.hint for message in messages)
+
+
+def test_reverse_on_delete_is_flagged_on_a_last_metric(tracker_registry, db):
+    MetricFactory(key="storage", aggregation="last")
+    tracker_registry.track(
+        Order, metric="storage", customer=workspace_customer, reverse_on_delete=True
+    )
+
+    assert ids(tracker_messages(tracker_registry, databases=["default"])) == ["billflow_usage.W104"]
+
+
 def test_without_databases_the_checks_never_query(tracker_registry, django_assert_num_queries, db):
     tracker_registry.track(Order, metric="missing", customer=workspace_customer)
 

@@ -55,7 +55,7 @@ def test_update_identifiers_differ_per_change(follow_quantity):
     update = events[1]
     version = f"{update.occurred_at.isoformat()}:1"
     assert update.identifier == tracker_identifier(
-        "units", "testapp.order", order.pk, "update", version
+        "units", "testapp.order", order.pk, "update", version, update.customer_id
     )
 
 

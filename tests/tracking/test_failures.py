@@ -8,7 +8,6 @@ from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.models import UsageEvent
-from billflow_usage.tracking.identifiers import tracker_identifier
 from tests.factories import OrderFactory, WorkspaceFactory
 from tests.testapp.models import Order, Workspace
 from tests.tracking.helpers import ledger, rolled_back, workspace_customer
@@ -37,9 +36,7 @@ def test_a_raising_resolver_keeps_a_failed_row_and_the_save(tracker_registry, or
     assert row.status == UsageEvent.Status.FAILED
     assert row.last_error_code == "tracker_error"
     assert "ResolverBroke: the CRM is down" in row.last_error_message
-    expected = tracker_identifier("orders", "testapp.order", order.pk, "create", "")
-    assert expected in row.last_error_message  # how to record it once fixed
-    assert row.identifier != expected  # left free for that
+    assert "Once the cause is fixed, record it with record_usage(" in row.last_error_message
     assert (row.source, row.metric, row.value) == (order, orders, 1)
     assert row.customer_id == "cus_unresolved"
     [record] = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -100,15 +97,31 @@ def test_a_database_error_in_a_resolver_leaves_the_host_transaction_usable(
     assert row.source == order
 
 
-def test_an_unknown_metric_is_logged_and_the_save_succeeds(tracker_registry, db, caplog):
-    tracker_registry.track(Order, metric="no-such-metric", customer=workspace_customer)
+def test_an_unknown_metric_keeps_a_failed_row_without_a_metric(tracker_registry, db, caplog):
+    """The usage is kept, with the key that is missing and what to do, as for a raising
+    resolver; the row has no metric to point at, and is never sent."""
+    tracker_registry.track(Order, metric="no-such-metric", customer=workspace_customer, value=3)
 
     with caplog.at_level(logging.ERROR, logger="billflow_usage"):
         order = OrderFactory()
 
     assert Order.objects.filter(pk=order.pk).exists()
-    assert ledger() == []
+    [row] = ledger()
+    assert (row.status, row.last_error_code) == (UsageEvent.Status.FAILED, "unknown_metric")
+    assert (row.metric, row.value, row.source) == (None, 3, order)
+    assert row.customer_id == order.workspace.stripe_customer_id
+    assert "No metric with key 'no-such-metric'" in row.last_error_message
+    assert "create it (admin or data migration)" in row.last_error_message
     assert "No metric with key 'no-such-metric'" in caplog.text
+
+
+def test_a_metric_that_doesn_t_exist_keeps_nothing_when_nothing_was_to_be_recorded(
+    tracker_registry, db
+):
+    tracker_registry.track(Order, metric="no-such-metric", customer=lambda order: None)
+    OrderFactory()
+
+    assert ledger() == []
 
 
 def test_a_failed_row_is_rolled_back_with_the_host(tracker_registry, orders, workspace):

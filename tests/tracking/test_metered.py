@@ -29,7 +29,10 @@ def test_a_create_records_one_unit_for_the_customer(tracker_registry, orders, wo
     )
     assert event.source == order
     assert event.status == UsageEvent.Status.PENDING
-    assert event.identifier == tracker_identifier("orders", "testapp.order", order.pk, "create", "")
+    moment = event.occurred_at.isoformat()  # when the save was seen
+    assert event.identifier == tracker_identifier(
+        "orders", "testapp.order", order.pk, "create", moment, workspace.stripe_customer_id
+    )
 
 
 def test_saving_an_object_again_never_records_its_creation_twice(tracker_registry, orders):
@@ -57,8 +60,14 @@ def test_updates_and_deletes_record_when_asked(tracker_registry, orders, workspa
     events = ledger()
     assert [e.value for e in events] == [1, 1, 1]
     assert len({e.identifier for e in events}) == 3
-    assert events[-1].identifier == tracker_identifier(
-        "orders", "testapp.order", events[-1].source_object_id, "delete", ""
+    deleted = events[-1]
+    assert deleted.identifier == tracker_identifier(
+        "orders",
+        "testapp.order",
+        deleted.source_object_id,
+        "delete",
+        deleted.occurred_at.isoformat(),
+        workspace.stripe_customer_id,
     )
 
 
@@ -134,7 +143,12 @@ def test_identifier_names_the_creation_and_keys_the_other_events(tracker_registr
     created, deleted = ledger()
     assert created.identifier == "order-7"
     assert deleted.identifier == tracker_identifier(
-        "orders", "testapp.order", "order-7", "delete", ""
+        "orders",
+        "testapp.order",
+        "order-7",
+        "delete",
+        deleted.occurred_at.isoformat(),
+        deleted.customer_id,
     )
 
 
@@ -144,8 +158,14 @@ def test_an_identifier_of_none_falls_back_to_the_pk(tracker_registry, orders):
     )
     order = OrderFactory()
 
-    assert ledger()[0].identifier == tracker_identifier(
-        "orders", "testapp.order", order.pk, "create", ""
+    [event] = ledger()
+    assert event.identifier == tracker_identifier(
+        "orders",
+        "testapp.order",
+        order.pk,
+        "create",
+        event.occurred_at.isoformat(),
+        event.customer_id,
     )
 
 
@@ -275,6 +295,12 @@ def test_two_trackers_of_one_metric_on_one_action_both_record(tracker_registry, 
 
     assert (first.slot, second.slot) == (0, 1)
     assert values() == [1, 5]
-    assert ledger()[1].identifier == tracker_identifier(
-        "orders", "testapp.order", order.pk, "create", "#1"
+    event = ledger()[1]
+    assert event.identifier == tracker_identifier(
+        "orders",
+        "testapp.order",
+        order.pk,
+        "create",
+        f"{event.occurred_at.isoformat()}#1",
+        event.customer_id,
     )

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from billflow_usage.models import UsageEvent
 from billflow_usage.tracking.identifiers import tracker_identifier
-from tests.factories import OrderFactory
+from tests.factories import MetricFactory, OrderFactory
 from tests.testapp.models import Order
 from tests.tracking.helpers import ledger, workspace_customer
 
@@ -43,7 +43,12 @@ def test_a_sent_creation_is_offset_by_a_negative_event(reversible):
     assert reversal.customer_id == sent.customer_id
     assert reversal.source_object_id == str(pk)
     assert reversal.identifier == tracker_identifier(
-        "orders", "testapp.order", pk, "reverse", sent.customer_id
+        "orders",
+        "testapp.order",
+        pk,
+        "reverse",
+        reversal.occurred_at.isoformat(),
+        sent.customer_id,
     )
 
 
@@ -128,3 +133,27 @@ def test_usage_moved_between_customers_is_reversed_per_customer(reversible):
 
     reversals = {e.customer_id: e.value for e in ledger() if e.value < 0}
     assert reversals == {first.customer_id: -3, "cus_Other": -2}
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "meter_api", "reason"),
+    [
+        ("last", "v1", "a last meter can't be offset by a negative event"),
+        ("sum", "legacy", "legacy usage records can't be negative"),
+    ],
+)
+def test_usage_that_cannot_be_offset_stays_billed_with_a_warning(
+    tracker_registry, db, settings, caplog, aggregation, meter_api, reason
+):
+    MetricFactory(key="storage", aggregation=aggregation)
+    settings.BILLFLOW_USAGE = {**settings.BILLFLOW_USAGE, "METER_API": meter_api}
+    tracker_registry.track(
+        Order, metric="storage", customer=workspace_customer, value=3, reverse_on_delete=True
+    )
+    order = OrderFactory()
+    mark_sent()
+
+    order.delete()
+
+    assert [(e.status, e.value) for e in ledger()] == [(Status.SENT, 3)]
+    assert reason in caplog.text

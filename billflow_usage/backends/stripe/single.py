@@ -19,6 +19,7 @@ import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
 from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.usage_records import Unrecordable, refuse_unrecordable
 
 #: Usage records were removed in 2025-03-31.basil; older accounts pin the last version.
 LEGACY_API_VERSION = "2025-02-24.acacia"
@@ -83,6 +84,7 @@ def legacy_sender(client: stripe.StripeClient) -> Sender:
     """
 
     def send(event: MeterEvent) -> None:
+        refuse_unrecordable(event)
         if not event.subscription_item_id:
             raise MissingSubscriptionItem(event)
         total = event.value if event.second_total is None else event.second_total
@@ -118,6 +120,8 @@ def _attempt(send: Sender, event: MeterEvent) -> Result:
         send(event)
     except MissingSubscriptionItem as exc:
         return Result(event.identifier, Outcome.RETRY, "no_subscription_item", str(exc))
+    except Unrecordable as exc:
+        return Result(event.identifier, exc.outcome, exc.code, str(exc))
     except Exception as exc:
         return result_for_error(event.identifier, exc)
     return Result(event.identifier, Outcome.DELIVERED)
