@@ -29,7 +29,7 @@ from billflow_usage.models import UsageEvent
 if TYPE_CHECKING:
     from billflow_usage.delivery.sending import Item, Outcomes
 
-NEGATIVE_CODE = "negative_usage_record"
+NEGATIVE_CODE = "usage_record_negative"
 
 Second = tuple[str, int, int]  # (customer_id, metric_id, unix second)
 
@@ -96,6 +96,7 @@ def _negative(event: MeterEvent) -> Result:
         event.identifier,
         Outcome.FAILED,
         NEGATIVE_CODE,
-        f"Legacy usage records can't be negative ({event.value}): correct the period with a "
-        "credit note, or move the price to a Billing Meter, which takes negative events.",
+        f"Legacy usage records can't be negative ({event.value}), so it was not sent: correct "
+        "the period with a credit note, or move the price to a Billing Meter, which takes "
+        "negative events.",
     )

@@ -83,7 +83,7 @@ def test_a_negative_correction_fails_before_sending_saying_what_to_do(
     assert deliver_pending().failed == 1
 
     event.refresh_from_db()
-    assert event.last_error_code == "negative_usage_record"
+    assert event.last_error_code == "usage_record_negative"
     assert "credit note" in event.last_error_message
     assert fake_stripe.request_count("/v1/subscription_items") == 0
 

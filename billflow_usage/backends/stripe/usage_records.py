@@ -1,8 +1,9 @@
-"""What legacy usage records can't carry, refused before sending.
+"""What legacy usage records can't carry yet, held back before sending.
 
-Stripe refuses usage records with a negative quantity or a timestamp in the future. The
-ledger refuses both when ``METER_API`` is ``legacy``, but a row recorded in another mode (or
-before an upgrade) may still carry them: it is never sent as it is.
+Stripe refuses usage records timestamped in the future. The ledger refuses them when
+``METER_API`` is ``legacy``, but a row recorded in another mode (or before an upgrade) may
+still carry one: it waits for its time instead of being sent. (Negative rows never get here:
+delivery fails them before sending, see :mod:`billflow_usage.delivery.seconds`.)
 """
 
 from __future__ import annotations
@@ -22,16 +23,8 @@ class Unrecordable(Exception):
 
 
 def refuse_unrecordable(event: MeterEvent) -> None:
-    """Raise :class:`Unrecordable` for an event Stripe would refuse as a usage record: a
-    negative one fails for good, a future one waits for its time."""
-    if event.value < 0:
-        raise Unrecordable(
-            Outcome.FAILED,
-            "usage_record_negative",
-            f"Legacy usage records can't be negative ({event.value}), so it was not sent; "
-            "correct the period in Stripe instead (a credit note), or send it with "
-            "METER_API 'v1' or 'v2' to a sum meter.",
-        )
+    """Raise :class:`Unrecordable` for an event Stripe would refuse as a usage record now: a
+    future one waits for its time."""
     if event.timestamp > datetime.now(UTC):
         raise Unrecordable(
             Outcome.RETRY,
