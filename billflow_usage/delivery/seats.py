@@ -129,7 +129,8 @@ def claim_links(
         due.filter(pk__in=list(chosen.values())).update(
             push_after=claim.until, claim_token=claim.token
         )
-    held = list(links.filter(claim_token=claim.token).order_by("quantity_changed_at", "pk"))
+    stamped = links.filter(pk__in=list(chosen.values()), claim_token=claim.token)
+    held = list(stamped.order_by("quantity_changed_at", "pk"))
     metrics = Metric.objects.using(using).in_bulk({link.metric_id for link in held})
     claim.links = [
         _claimed(link, _proration(metrics[link.metric_id]), claim.token) for link in held
