@@ -75,3 +75,20 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
     customer_id = factory.Sequence(lambda n: f"cus_Event{n:06d}")
     value = 1
     identifier = factory.Sequence(lambda n: f"test-event-{n}")
+
+    class Params:
+        #: Failed in Stripe (a permanent error), as delivery leaves a row.
+        failed = factory.Trait(
+            status=UsageEvent.Status.FAILED,
+            attempts=1,
+            last_error_code="meter_event_customer_not_found",
+            last_error_message="No such customer",
+        )
+        #: Kept failed by a tracker whose resolver raised: never sent, never to be.
+        tracker_error = factory.Trait(
+            status=UsageEvent.Status.FAILED,
+            customer_id="cus_unresolved",
+            last_error_code="tracker_error",
+            last_error_message="It would have been recorded as 'abc': fix the cause, then "
+            "record it with record_usage(..., identifier='abc').",
+        )

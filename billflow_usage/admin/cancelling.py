@@ -19,6 +19,7 @@ from django.db import router, transaction
 from django.db.models import Q
 
 from billflow_usage.admin.backend_access import describe_failure, request_backend
+from billflow_usage.admin.delivery_groups import refusals, select_groups
 from billflow_usage.backends.base import BaseBackend, Outcome
 from billflow_usage.backends.stripe.errors import result_for_error
 from billflow_usage.models import UsageEvent
@@ -38,14 +39,11 @@ class CancelOutcome:
 def cancel_events(events: Sequence[UsageEvent], *, now: datetime) -> CancelOutcome:
     """Cancel what may be cancelled among ``events`` (with ``metric`` and ``group`` loaded)."""
     outcome = CancelOutcome()
-    selected = {event.pk for event in events}
-    whole, partial = _split_groups(events, selected)
-    for group_identifier, members in partial.items():
-        outcome.refused.append(
-            f"{len(members)} selected event(s) went to Stripe as one aggregated event with "
-            f"other rows ({group_identifier}), which can only be cancelled as a whole: search "
-            f"the ledger for {group_identifier} and select all its rows."
-        )
+    group_ids = {event.group_id for event in events if event.group_id is not None}
+    selected = UsageEvent.objects.filter(pk__in=[event.pk for event in events])
+    partial = select_groups(selected, group_ids).partial
+    outcome.refused += refusals(partial, verb="cancelled")
+    whole = [event for event in events if event.group_id not in partial]
     units = [[event] for event in whole if event.group_id is None]
     grouped: defaultdict[int, list[UsageEvent]] = defaultdict(list)
     for event in whole:
@@ -60,27 +58,6 @@ def cancel_events(events: Sequence[UsageEvent], *, now: datetime) -> CancelOutco
     if other:
         outcome.refused.append(f"{other} event(s) were failed or already cancelled.")
     return outcome
-
-
-def _split_groups(
-    events: Sequence[UsageEvent], selected: set[int]
-) -> tuple[list[UsageEvent], dict[str, list[UsageEvent]]]:
-    """Events that can be acted on, and the partly selected groups (by identifier)."""
-    group_ids = {event.group_id for event in events if event.group_id is not None}
-    members: defaultdict[int, set[int]] = defaultdict(set)
-    for group_id, pk in UsageEvent.objects.filter(group_id__in=group_ids).values_list(
-        "group_id", "pk"
-    ):
-        members[group_id].add(pk)
-    whole: list[UsageEvent] = []
-    partial: defaultdict[str, list[UsageEvent]] = defaultdict(list)
-    for event in events:
-        if event.group_id is not None and not members[event.group_id] <= selected:
-            assert event.group is not None
-            partial[event.group.identifier].append(event)
-        else:
-            whole.append(event)
-    return whole, dict(partial)
 
 
 def _cancel_pending(

@@ -3,9 +3,11 @@ per-customer usage page."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections import defaultdict
+from typing import Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -15,6 +17,7 @@ from django.utils.html import format_html
 
 from billflow_usage.admin.cancelling import cancel_events
 from billflow_usage.admin.pagination import EstimatedCountPaginator
+from billflow_usage.admin.retrying import retry_failed
 from billflow_usage.admin.usage_page import (
     URL_NAME,
     customer_usage_url,
@@ -128,25 +131,24 @@ class UsageEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected failed events", permissions=["change"])
     def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
-        # A row kept without a metric (its tracker's doesn't exist) has nowhere to go.
-        failed = list(queryset.filter(status=UsageEvent.Status.FAILED, metric__isnull=False))
-        for event in failed:
-            # ``attempts`` is kept: the next request gets a new idempotency key, so Stripe
-            # can't replay the stored answer of an earlier attempt.
-            UsageEvent.objects.filter(pk=event.pk, status=UsageEvent.Status.FAILED).update(
-                status=UsageEvent.Status.PENDING,
-                next_attempt_at=timezone.now(),
-                claimed_until=None,
-                claim_token=None,
-            )
-            self.log_change(request, event, f"Retried after {event.last_error_code or 'failure'}.")
-        skipped = queryset.count() - len(failed)
-        self.message_user(request, f"{len(failed)} failed event(s) queued for another attempt.")
-        if skipped:
-            self.message_user(
-                request,
-                f"{skipped} event(s) were not failed (or have no metric) and were left alone.",
-                messages.WARNING,
+        """Failed rows go back to pending, within limits and rules (see ``retrying``)."""
+        outcome = retry_failed(queryset, now=timezone.now())
+        self._log_retried(request, outcome.retried)
+        self.message_user(
+            request, f"{len(outcome.retried)} failed event(s) queued for another attempt."
+        )
+        for reason in outcome.refused:
+            self.message_user(request, reason, messages.WARNING)
+
+    def _log_retried(self, request: HttpRequest, events: list[UsageEvent]) -> None:
+        """A LogEntry per row, as ``log_change`` writes, but one INSERT per error code: a run
+        retries up to ``RETRY_LIMIT`` rows."""
+        by_code: defaultdict[str, list[UsageEvent]] = defaultdict(list)
+        for event in events:
+            by_code[event.last_error_code].append(event)
+        for code, retried in by_code.items():
+            LogEntry.objects.log_actions(
+                cast(int, request.user.pk), retried, CHANGE, f"Retried after {code or 'failure'}."
             )
 
     @admin.action(

@@ -6,20 +6,31 @@ coalesced (the push carries the latest quantity), and a subscription gets at mos
 ``SEAT_UPDATES_PER_HOUR`` pushes an hour: a link waits ``3600 / SEAT_UPDATES_PER_HOUR``
 seconds after the last confirmed push of any item of its subscription (``synced_at``).
 
-Quantities are absolute, so a retry is always safe and seat pushes never give up: after a
-permanent error they are tried again every ``RETRY_MAX_DELAY`` with the error on the link.
+Quantities are absolute, so a retry is always safe, but their order matters: an older
+quantity landing after a newer one leaves Stripe wrong. So, as for usage events (see
+:mod:`~billflow_usage.delivery.claim`), a claim stamps its links with a lease (in
+``push_after``) and a random ``claim_token``, and every later write (mark, release) happens
+only where the token still holds. A worker starts a push only while enough of its lease is
+left for the request to end (:data:`PUSH_MARGIN`), then gives the rest back; right before
+each push it reads the link again under its claim and pushes the latest quantity, or nothing
+when another worker took the link or Stripe already has it. A push that lands anyway after
+a newer confirmed one (clocks far apart) is noticed when marked: the link is made due again.
+
+Seat pushes never give up: after a permanent error they are tried again every
+``RETRY_MAX_DELAY`` with the error on the link.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, Outcome, QuantityPush, Result
@@ -31,15 +42,36 @@ from billflow_usage.models import Metric, SubscriptionItemLink
 
 logger = logging.getLogger("billflow_usage")
 
+#: Seconds of its lease a worker keeps in hand: it starts no push with less left, so the
+#: push has ended (the Stripe backend's requests time out after 30 s) before another worker
+#: may claim the link. Half the lease when ``CLAIM_LEASE`` is shorter than twice this.
+PUSH_MARGIN = 60.0
+
 
 @dataclass(frozen=True)
 class ClaimedLink:
-    """What is pushed: the quantity as of ``version``, read when the link was claimed."""
+    """What is pushed: the quantity as of ``version``, read under the claim ``token``."""
 
     link: SubscriptionItemLink
     version: int
     quantity: int
     push: QuantityPush
+    token: uuid.UUID
+
+
+@dataclass
+class SeatClaim:
+    """The links one worker holds, the token that proves it, and when its lease ends."""
+
+    token: uuid.UUID
+    until: datetime
+    links: list[ClaimedLink] = field(default_factory=list)
+
+    @property
+    def last_push_start(self) -> datetime:
+        """After this no push starts: what is left of the lease is kept for the request."""
+        margin = min(PUSH_MARGIN, billflow_settings.CLAIM_LEASE / 2)
+        return self.until - timedelta(seconds=margin)
 
 
 def push_due_seats(
@@ -50,15 +82,18 @@ def push_due_seats(
     deadline: float | None = None,
     link_ids: Collection[int] | None = None,
 ) -> DeliveryStats:
-    """Claim due links, push each quantity, record what Stripe confirmed."""
+    """Claim due links, push each latest quantity, record what Stripe confirmed."""
     stats = DeliveryStats()
-    claimed = claim_links(using=using, now=timezone.now(), limit=limit, link_ids=link_ids)
-    stats.seats_claimed = len(claimed)
-    for index, item in enumerate(claimed):
-        if deadline is not None and time.monotonic() >= deadline:
-            ids = [c.link.pk for c in claimed[index:]]
-            SubscriptionItemLink.objects.using(using).filter(pk__in=ids).update(push_after=None)
+    claim = claim_links(using=using, now=timezone.now(), limit=limit, link_ids=link_ids)
+    stats.seats_claimed = len(claim.links)
+    for index, claimed in enumerate(claim.links):
+        out_of_time = deadline is not None and time.monotonic() >= deadline
+        if out_of_time or timezone.now() >= claim.last_push_start:
+            release_links(claim.links[index:], using=using)
             break
+        item = reread(claimed, using=using)
+        if item is None:
+            continue
         result = _push(backend, item.push)
         mark_link(item, result, using=using)
         if result.outcome == Outcome.DELIVERED:
@@ -74,9 +109,13 @@ def push_due_seats(
 
 def claim_links(
     *, using: str, now: datetime, limit: int, link_ids: Collection[int] | None = None
-) -> list[ClaimedLink]:
-    """Claim due links, at most one per subscription, by setting a lease in ``push_after``."""
-    lease = now + timedelta(seconds=billflow_settings.CLAIM_LEASE)
+) -> SeatClaim:
+    """Claim due links, at most one per subscription, and commit the claim.
+
+    The stamp is conditional (still due), and the links are read back by token, so a claim
+    holds exactly what it stamped even without row locks (SQLite).
+    """
+    claim = SeatClaim(uuid.uuid4(), now + timedelta(seconds=billflow_settings.CLAIM_LEASE))
     links = SubscriptionItemLink.objects.using(using)
     with transaction.atomic(using=using):
         serialise_claims(using)
@@ -84,31 +123,74 @@ def claim_links(
         if link_ids is not None:
             due = due.filter(pk__in=list(link_ids))
         candidates = lock_skipping(due, using).order_by("quantity_changed_at", "pk")[:limit]
-        chosen: dict[str, SubscriptionItemLink] = {}
-        for link in candidates:
-            chosen.setdefault(link.stripe_subscription_id or f"link:{link.pk}", link)
-        if chosen:
-            links.filter(pk__in=[link.pk for link in chosen.values()]).update(push_after=lease)
-    metrics = Metric.objects.using(using).in_bulk({link.metric_id for link in chosen.values()})
-    return [_claimed(link, metrics[link.metric_id]) for link in chosen.values()]
+        chosen: dict[str, int] = {}
+        for link in candidates.only("pk", "stripe_subscription_id"):
+            chosen.setdefault(link.stripe_subscription_id or f"link:{link.pk}", link.pk)
+        if not chosen:
+            return claim
+        due.filter(pk__in=list(chosen.values())).update(
+            push_after=claim.until, claim_token=claim.token
+        )
+    stamped = links.filter(pk__in=list(chosen.values()), claim_token=claim.token)
+    held = list(stamped.order_by("quantity_changed_at", "pk"))
+    metrics = Metric.objects.using(using).in_bulk({link.metric_id for link in held})
+    claim.links = [
+        _claimed(link, _proration(metrics[link.metric_id]), claim.token) for link in held
+    ]
+    return claim
+
+
+def reread(item: ClaimedLink, *, using: str) -> ClaimedLink | None:
+    """The link as it is now, right before its push, while the claim still holds it: with
+    the latest quantity; None (and given back) when there is nothing left to push."""
+    link = _held(item, using).first()
+    if link is None:
+        return None  # another worker took it over after this claim's lease ran out
+    if not (link.active and link.stripe_subscription_item_id and link.quantity is not None):
+        release_links([item], using=using)
+        return None
+    if link.synced_version >= link.quantity_version:
+        release_links([item], using=using)  # Stripe already has it
+        return None
+    return _claimed(link, item.push.proration_behavior, item.token)
+
+
+def release_links(items: Collection[ClaimedLink], *, using: str) -> int:
+    """Give unpushed links back (due at once) without counting an attempt."""
+    if not items:
+        return 0
+    token = next(iter(items)).token
+    return (
+        SubscriptionItemLink.objects.using(using)
+        .filter(pk__in=[item.link.pk for item in items], claim_token=token)
+        .update(push_after=None, claim_token=None)
+    )
 
 
 def mark_link(item: ClaimedLink, result: Result, *, using: str) -> None:
-    """Record one push's result; a confirmed quantity never replaces a newer one."""
+    """Record one push's result where the claim still holds the link.
+
+    A confirmed quantity never replaces a newer confirmation. Should a newer one have been
+    confirmed before this push landed, Stripe may now hold this older quantity: the link is
+    made due again (see :func:`_push_again_if_overtaken`).
+    """
     now = timezone.now()
     link = item.link
-    rows = SubscriptionItemLink.objects.using(using).filter(pk=link.pk)
+    rows = _held(item, using)
     if result.outcome == Outcome.DELIVERED:
-        rows.filter(synced_version__lte=item.version).update(
+        confirmed = rows.filter(synced_version__lte=item.version).update(
             synced_quantity=item.quantity,
             synced_version=item.version,
             synced_at=now,
             push_after=None,
+            claim_token=None,
             push_attempts=0,
             last_error_code="",
             last_error_message="",
         )
-        rows.filter(synced_version__gt=item.version).update(push_after=None)
+        if not confirmed:
+            rows.update(push_after=None, claim_token=None)
+            _push_again_if_overtaken(item, now, using)
         return
     if result.outcome == Outcome.RETRY:
         delay = backoff(
@@ -129,10 +211,36 @@ def mark_link(item: ClaimedLink, result: Result, *, using: str) -> None:
         )
     rows.update(
         push_after=now + delay,
+        claim_token=None,
         push_attempts=F("push_attempts") + 1,
         last_error_code=result.code[:100],
         last_error_message=result.message,
     )
+
+
+def _push_again_if_overtaken(item: ClaimedLink, now: datetime, using: str) -> None:
+    """A delivered push that could not be confirmed: a newer version was confirmed first (or
+    the claim was lost), so this older quantity may have landed after it. Where the link
+    counts as in sync with another quantity than this push's, a new version makes it due."""
+    overtaken = (
+        SubscriptionItemLink.objects.using(using)
+        .filter(pk=item.link.pk, synced_version=F("quantity_version"))
+        .exclude(quantity=item.quantity)
+        .update(quantity_version=F("quantity_version") + 1, quantity_changed_at=now)
+    )
+    if overtaken:
+        logger.warning(
+            "Seat quantity %s for %s (version %s) reached Stripe after a newer one was "
+            "confirmed; the desired quantity will be pushed again",
+            item.quantity,
+            item.link.stripe_subscription_item_id,
+            item.version,
+        )
+
+
+def _held(item: ClaimedLink, using: str) -> QuerySet[SubscriptionItemLink]:
+    """The link, where the claim still holds it."""
+    return SubscriptionItemLink.objects.using(using).filter(pk=item.link.pk, claim_token=item.token)
 
 
 def _due(now: datetime, using: str) -> Q:
@@ -158,9 +266,12 @@ def _due(now: datetime, using: str) -> Q:
     )
 
 
-def _claimed(link: SubscriptionItemLink, metric: Metric) -> ClaimedLink:
-    quantity = link.quantity or 0  # never None here: the due filter requires a quantity
-    proration = metric.proration_behavior or billflow_settings.DEFAULT_PRORATION_BEHAVIOR
+def _proration(metric: Metric) -> str:
+    return metric.proration_behavior or billflow_settings.DEFAULT_PRORATION_BEHAVIOR
+
+
+def _claimed(link: SubscriptionItemLink, proration: str, token: uuid.UUID) -> ClaimedLink:
+    quantity = link.quantity or 0  # never None here: claims and pushes require a quantity
     item_id = link.stripe_subscription_item_id
     key = f"bfu-qty-{item_id}-v{link.quantity_version}-a{link.push_attempts}"
     return ClaimedLink(
@@ -168,6 +279,7 @@ def _claimed(link: SubscriptionItemLink, metric: Metric) -> ClaimedLink:
         version=link.quantity_version,
         quantity=quantity,
         push=QuantityPush(item_id, quantity, proration, key),
+        token=token,
     )
 
 

@@ -43,8 +43,11 @@ class SubscriptionItemLink(models.Model):
     #: A seat tracker saw a change whose quantity is not recomputed yet (set inside the host's
     #: transaction, cleared after commit), so a crash in between is repaired by workers.
     quantity_stale = models.BooleanField(default=False, editable=False)
-    #: Seat pushes: when the next may go (backoff and Stripe's per-subscription rate limit).
+    #: Seat pushes: when the next may go (backoff and Stripe's per-subscription rate limit),
+    #: or while a worker holds the link, when its lease ends.
     push_after = models.DateTimeField(null=True, blank=True, editable=False)
+    #: Which claim holds the link, so a worker whose lease ran out can't mark or release it.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     push_attempts = models.PositiveIntegerField(default=0, editable=False)
     last_error_code = models.CharField(max_length=100, blank=True, editable=False)
     last_error_message = models.TextField(blank=True, editable=False)

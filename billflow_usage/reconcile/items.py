@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils import timezone
 
 from billflow_usage.backends.base import (
     BaseBackend,
@@ -138,6 +139,10 @@ def refresh_links(
 
     ``only_subscription`` limits deactivation to links of that subscription (a webhook about
     one subscription says nothing about the customer's others).
+
+    Stripe's side of a link (IDs, period) is all a refresh writes on it: the desired
+    quantity and its confirmation belong to ``set_quantity`` and the seat pushes, which may
+    change them at any moment (see :class:`Refresh`).
     """
     metric_by_pk = {m.pk: m for m in metrics}
     links: dict[Key, SubscriptionItemLink] = {}
@@ -147,9 +152,7 @@ def refresh_links(
             active=True, metric__in=metrics, customer_id__in=customers[start : start + CHUNK]
         )
         links.update({(link.customer_id, link.metric_id): link for link in rows})
-    create: list[SubscriptionItemLink] = []
-    update: list[SubscriptionItemLink] = []
-    deactivate: list[SubscriptionItemLink] = []
+    refresh = Refresh()
     for key in sorted(set(links) | set(live.items)):
         customer, metric_pk = key
         metric = metric_by_pk[metric_pk]
@@ -160,7 +163,7 @@ def refresh_links(
                 continue
             if only_subscription and link.stripe_subscription_id != only_subscription:
                 continue
-            deactivate.append(link)
+            refresh.deactivate.append(link.pk)
             report.items.append(
                 ItemChange(
                     customer,
@@ -176,27 +179,26 @@ def refresh_links(
             continue
         sub, item = match
         if link is None:
-            create.append(_new_link(customer, metric, sub, item, previous=None))
+            refresh.create.append(_new_link(customer, metric, sub, item, desired=None))
             report.items.append(
                 ItemChange(customer, metric.key, "created", sub.id, item.id, applied=write)
             )
         elif link.stripe_subscription_item_id == item.id:
             if _set_period(link, sub, item):
-                update.append(link)
+                refresh.update.append(link)
         elif not link.stripe_subscription_item_id:
             link.stripe_subscription_item_id = item.id
             _set_period(link, sub, item)
-            if link.quantity is None and item.quantity is not None:
-                link.synced_quantity = link.quantity = item.quantity
-            update.append(link)
+            refresh.update.append(link)
+            if metric.kind == Metric.Kind.LICENSED and item.quantity is not None:
+                refresh.adopt[link.pk] = item.quantity
             report.items.append(
                 ItemChange(customer, metric.key, "attached", sub.id, item.id, applied=write)
             )
         else:
             if only_subscription and not _newer(item, link):
                 continue  # an older subscription's event: the link's newer item stays
-            deactivate.append(link)
-            create.append(_new_link(customer, metric, sub, item, previous=link))
+            refresh.replace[link.pk] = (customer, metric, sub, item)
             report.items.append(
                 ItemChange(
                     customer,
@@ -209,31 +211,71 @@ def refresh_links(
                     applied=write,
                 )
             )
-    report.count("links_created", len(create))
-    report.count("links_updated", len(update))
-    report.count("links_deactivated", len(deactivate))
-    if not write:
-        return
-    with transaction.atomic():
-        if deactivate:
-            SubscriptionItemLink.objects.filter(pk__in=[link.pk for link in deactivate]).update(
-                active=False
+    report.count("links_created", len(refresh.create) + len(refresh.replace))
+    report.count("links_updated", len(refresh.update))
+    report.count("links_deactivated", len(refresh.deactivate) + len(refresh.replace))
+    if write:
+        refresh.apply()
+
+
+#: The columns a refresh writes on an existing link: Stripe's side only.
+STRIPE_FIELDS = [
+    "stripe_subscription_id",
+    "stripe_subscription_item_id",
+    "current_period_start",
+    "current_period_end",
+    "livemode",
+    "updated_at",
+]
+
+
+@dataclass
+class Refresh:
+    """What a refresh writes, never writing back a desired quantity it read.
+
+    The links were read without locks, so their ``quantity`` may have changed since:
+    existing links get only :data:`STRIPE_FIELDS`; a link that wants no quantity yet adopts
+    Stripe's with an UPDATE conditional on that (``quantity IS NULL``); a replaced link's
+    desired quantity is read again under a row lock, so a concurrent ``set_quantity`` either
+    committed before (and is carried over) or waits and lands on the new link.
+    """
+
+    create: list[SubscriptionItemLink] = field(default_factory=list)
+    update: list[SubscriptionItemLink] = field(default_factory=list)
+    deactivate: list[int] = field(default_factory=list)
+    #: Link pk -> Stripe's quantity, for attached licensed links that want none yet.
+    adopt: dict[int, int] = field(default_factory=dict)
+    #: Link pk -> what replaces it.
+    replace: dict[int, tuple[str, Metric, RemoteSubscription, RemoteItem]] = field(
+        default_factory=dict
+    )
+
+    def apply(self) -> None:
+        links = SubscriptionItemLink.objects
+        now = timezone.now()
+        with transaction.atomic():
+            desired = dict(
+                links.select_for_update()
+                .filter(pk__in=list(self.replace), active=True)
+                .order_by("pk")
+                .values_list("pk", "quantity")
             )
-        for start in range(0, len(update), CHUNK):
-            SubscriptionItemLink.objects.bulk_update(
-                update[start : start + CHUNK],
-                [
-                    "stripe_subscription_id",
-                    "stripe_subscription_item_id",
-                    "current_period_start",
-                    "current_period_end",
-                    "quantity",
-                    "synced_quantity",
-                    "livemode",
-                    "updated_at",
-                ],
-            )
-        SubscriptionItemLink.objects.bulk_create(create, batch_size=CHUNK)
+            # A link that another refresh replaced meanwhile is left to that one.
+            replacing = [
+                _new_link(*self.replace[pk], desired=quantity) for pk, quantity in desired.items()
+            ]
+            gone = [*self.deactivate, *desired]
+            if gone:
+                links.filter(pk__in=gone, active=True).update(active=False, updated_at=now)
+            for link in self.update:
+                link.updated_at = now
+            for start in range(0, len(self.update), CHUNK):
+                links.bulk_update(self.update[start : start + CHUNK], STRIPE_FIELDS)
+            for pk, quantity in self.adopt.items():
+                links.filter(pk=pk, quantity__isnull=True).update(
+                    quantity=quantity, synced_quantity=quantity
+                )
+            links.bulk_create([*self.create, *replacing], batch_size=CHUNK)
 
 
 def _new_link(
@@ -241,14 +283,16 @@ def _new_link(
     metric: Metric,
     sub: RemoteSubscription,
     item: RemoteItem,
-    previous: SubscriptionItemLink | None,
+    *,
+    desired: int | None,
 ) -> SubscriptionItemLink:
+    """A link for ``item``; a licensed one wants ``desired`` (a replaced link's quantity),
+    else Stripe's quantity."""
     link = SubscriptionItemLink(customer_id=customer, metric=metric, livemode=sub.livemode)
     _set_period(link, sub, item)
     link.stripe_subscription_item_id = item.id
     if metric.kind == Metric.Kind.LICENSED:
         link.synced_quantity = item.quantity
-        desired = previous.quantity if previous is not None else None
         link.quantity = item.quantity if desired is None else desired
         if link.quantity != item.quantity:
             # The desired quantity carried over from the replaced item: push it.

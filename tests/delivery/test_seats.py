@@ -3,13 +3,16 @@ rate-limited per subscription."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.backends.base import Outcome, Result
+from billflow_usage.backends.base import Outcome, QuantityPush, Result
+from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.delivery.seats import claim_links, mark_link
 from billflow_usage.models import Metric, SubscriptionItemLink
@@ -41,6 +44,45 @@ def seat_link(seats: Metric, customer: str, subscription: dict[str, str]) -> Sub
         stripe_subscription_id=subscription["id"],
         stripe_subscription_item_id=subscription["item"],
     )
+
+
+@pytest.fixture
+def second_link(
+    fake_stripe: FakeStripe, seats: Metric, subscription: dict[str, str]
+) -> SubscriptionItemLink:
+    """Another customer's seats, on a subscription of its own."""
+    other = str(fake_stripe.create_customer(email="grace@example.com")["id"])
+    price = fake_stripe.create_price(unit_amount=1000)
+    created = fake_stripe.create_subscription(other, price["id"], quantity=1)
+    return SubscriptionItemLink.objects.create(
+        customer_id=other,
+        metric=seats,
+        stripe_subscription_id=created["id"],
+        stripe_subscription_item_id=created["items"]["data"][0]["id"],
+    )
+
+
+class StallingBackend(StripeBackend):
+    """The Stripe backend (over HTTP to the fake) of a worker that hangs after its first
+    push: ``stall`` runs then, as whatever happens meanwhile."""
+
+    def __init__(self, stall: Callable[[], None]) -> None:
+        super().__init__()
+        self.stall = stall
+        self.pushes = 0
+
+    def push_quantity(self, push: QuantityPush) -> Result:
+        result = super().push_quantity(push)
+        self.pushes += 1
+        if self.pushes == 1:
+            self.stall()
+        return result
+
+
+def pushed(fake_stripe: FakeStripe, link: SubscriptionItemLink) -> list[int]:
+    """The quantities Stripe received for ``link``'s item, in order."""
+    item = link.stripe_subscription_item_id
+    return [u["quantity"] for u in fake_stripe.quantity_updates if u["item"] == item]
 
 
 def allow_next_push() -> None:
@@ -128,7 +170,7 @@ def test_an_older_quantity_never_overwrites_a_newer_confirmation(
     fake_stripe: FakeStripe, seat_link: SubscriptionItemLink, customer: str
 ) -> None:
     billflow_usage.set_quantity("seats", customer, 5)
-    [slow] = claim_links(using="default", now=timezone.now(), limit=10)
+    [slow] = claim_links(using="default", now=timezone.now(), limit=10).links
     billflow_usage.set_quantity("seats", customer, 7)
     SubscriptionItemLink.objects.update(push_after=None)  # the slow worker's lease ran out
 
@@ -138,6 +180,110 @@ def test_an_older_quantity_never_overwrites_a_newer_confirmation(
     seat_link.refresh_from_db()
     assert (seat_link.synced_quantity, seat_link.synced_version) == (7, 2)
     assert slow.push.quantity == 5
+
+
+def test_a_worker_whose_lease_ran_out_mid_batch_never_pushes_a_stale_quantity(
+    fake_stripe: FakeStripe,
+    seat_link: SubscriptionItemLink,
+    second_link: SubscriptionItemLink,
+    customer: str,
+    configure: Configure,
+) -> None:
+    """The issue's scenario: worker A claims two links, hangs past its lease after the first
+    push; worker B claims the second, pushes the newer 7; A must not push its stale 5 then."""
+    configure(CLAIM_LEASE=300)
+    billflow_usage.set_quantity("seats", customer, 2)
+    billflow_usage.set_quantity("seats", second_link.customer_id, 5)
+
+    with time_machine.travel(timezone.now(), tick=True) as clock:
+
+        def worker_b() -> None:
+            clock.shift(timedelta(seconds=301))
+            billflow_usage.set_quantity("seats", second_link.customer_id, 7)
+            assert deliver_pending(link_ids=[second_link.pk]).seats_pushed == 1
+
+        deliver_pending(backend=StallingBackend(worker_b))
+
+    assert pushed(fake_stripe, second_link) == [7]
+    assert fake_stripe.subscription_item(second_link.stripe_subscription_item_id)["quantity"] == 7
+    second_link.refresh_from_db()
+    assert (second_link.quantity, second_link.synced_quantity) == (7, 7)
+    assert second_link.quantity_in_sync
+
+
+def test_a_worker_stops_and_releases_its_links_before_its_lease_ends(
+    fake_stripe: FakeStripe,
+    seat_link: SubscriptionItemLink,
+    second_link: SubscriptionItemLink,
+    customer: str,
+    configure: Configure,
+) -> None:
+    """Too little of the lease is left for a request's timeout: the rest goes back at once,
+    for any worker to claim, rather than waiting out the lease."""
+    configure(CLAIM_LEASE=300)
+    billflow_usage.set_quantity("seats", customer, 2)
+    billflow_usage.set_quantity("seats", second_link.customer_id, 5)
+
+    with time_machine.travel(timezone.now(), tick=True) as clock:
+        stats = deliver_pending(
+            backend=StallingBackend(lambda: clock.shift(timedelta(seconds=290))), max_batches=1
+        )
+
+        assert (stats.seats_claimed, stats.seats_pushed) == (2, 1)
+        second_link.refresh_from_db()
+        assert (second_link.push_after, second_link.claim_token) == (None, None)
+        assert deliver_pending().seats_pushed == 1
+
+    assert pushed(fake_stripe, second_link) == [5]
+    second_link.refresh_from_db()
+    assert second_link.quantity_in_sync
+
+
+def test_a_newer_quantity_set_after_the_claim_is_the_one_pushed(
+    fake_stripe: FakeStripe,
+    seat_link: SubscriptionItemLink,
+    second_link: SubscriptionItemLink,
+    customer: str,
+) -> None:
+    """The version is read again right before each push."""
+    billflow_usage.set_quantity("seats", customer, 2)
+    billflow_usage.set_quantity("seats", second_link.customer_id, 5)
+
+    stalling = StallingBackend(
+        lambda: billflow_usage.set_quantity("seats", second_link.customer_id, 7)
+    )
+    assert deliver_pending(backend=stalling, max_batches=1).seats_pushed == 2
+
+    assert pushed(fake_stripe, second_link) == [7]
+    second_link.refresh_from_db()
+    assert (second_link.synced_quantity, second_link.synced_version) == (7, 2)
+    assert second_link.quantity_in_sync
+
+
+def test_a_stale_push_that_got_through_anyway_is_pushed_over_again(
+    fake_stripe: FakeStripe, seat_link: SubscriptionItemLink, customer: str
+) -> None:
+    """Should a stale push still land after a newer confirmed one (a clock far off), its mark
+    says so: the link is due again rather than in sync over Stripe's stale quantity."""
+    billflow_usage.set_quantity("seats", customer, 5)
+    [slow] = claim_links(using="default", now=timezone.now(), limit=10).links
+    billflow_usage.set_quantity("seats", customer, 7)
+    SubscriptionItemLink.objects.update(push_after=None)  # the slow worker's lease ran out
+    assert deliver_pending().seats_pushed == 1
+
+    backend = StripeBackend()
+    late = backend.push_quantity(slow.push)
+    backend.close()
+    mark_link(slow, late, using="default")
+
+    seat_link.refresh_from_db()
+    assert not seat_link.quantity_in_sync
+    allow_next_push()
+    assert deliver_pending().seats_pushed == 1
+    assert pushed(fake_stripe, seat_link) == [7, 5, 7]
+    seat_link.refresh_from_db()
+    assert (seat_link.quantity, seat_link.synced_quantity) == (7, 7)
+    assert seat_link.quantity_in_sync
 
 
 def test_a_failed_push_keeps_stripes_error_and_waits(

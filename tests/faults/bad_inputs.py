@@ -13,13 +13,14 @@ import argparse
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import stripe
 from django.utils import timezone
 
 import billflow_usage
+from billflow_usage.delivery import deliver_pending
 from billflow_usage.exceptions import (
     IdentifierConflict,
     InvalidUsage,
@@ -86,11 +87,21 @@ class Marked:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """The admin action leaves the rows as they were and says ``fragment``."""
+
+    fragment: str
+
+    def __str__(self) -> str:
+        return f"refused: {self.fragment}"
+
+
+@dataclass(frozen=True)
 class BadInput:
     id: str
     area: str
     given: str
-    expected: Raises | Reported | FormError | Marked
+    expected: Raises | Reported | FormError | Marked | Refused
     attempt: Callable[[Scene], Any]
     prepare: Callable[[Scene], Any] | None = None
 
@@ -277,6 +288,28 @@ def deliver_while_unreachable(scene: Scene) -> UsageEvent:
 def deliver_in_legacy_mode(scene: Scene) -> UsageEvent:
     scene.configure(METER_API="legacy")
     return scene.deliver(scene.under_test)
+
+
+def record_too_old(scene: Scene) -> UsageEvent:
+    """Usage 40 days old: kept, failed, never sent."""
+    return billflow_usage.record_usage(
+        scene.metric, scene.customer, 3, timestamp=timezone.now() - timedelta(days=40)
+    )
+
+
+def aggregated_and_failed(scene: Scene) -> UsageEvent:
+    """Two rows aggregated into one Stripe event that Stripe refused; the first of them."""
+    scene.configure(AGGREGATION_WINDOW=60)
+    window = timezone.now().timestamp() // 60 * 60 - 300
+    at = datetime.fromtimestamp(window + 1, tz=UTC)
+    rows = [
+        billflow_usage.record_usage(scene.metric, "cus_Unknown1", v, timestamp=at) for v in (1, 2)
+    ]
+    deliver_pending(event_ids=[row.pk for row in rows], link_ids=[])
+    rows[0].refresh_from_db()
+    assert rows[0].group_id is not None
+    assert rows[0].status == "failed"
+    return rows[0]
 
 
 def link_seats(scene: Scene, item_id: str) -> SubscriptionItemLink:
@@ -713,6 +746,30 @@ CASES = [
         "a quantity on a metered item",
         FormError("Quantity only applies to licensed (per-seat) metrics; api_calls is metered"),
         lambda s: s.post_quantity(s.metered_link, "4"),
+    ),
+    BadInput(
+        "admin-retry-tracker-error",
+        "admin",
+        "Retry on a row its tracker kept failed (`tracker_error`)",
+        Refused("Fix the cause, then record each one with record_usage(), as its error message says"),
+        lambda s: s.retry(s.under_test),
+        prepare=save_with_a_broken_customer,
+    ),
+    BadInput(
+        "admin-retry-too-old",
+        "admin",
+        "Retry on a row older than Stripe's 35 days",
+        Refused("Bill them with an invoice item or a credit note instead"),
+        lambda s: s.retry(s.under_test),
+        prepare=record_too_old,
+    ),
+    BadInput(
+        "admin-retry-part-of-a-group",
+        "admin",
+        "Retry on one of the rows aggregated into one Stripe event",
+        Refused("which can only be retried as a whole: search the ledger for bfug_"),
+        lambda s: s.retry(s.under_test),
+        prepare=aggregated_and_failed,
     ),
     # -- Stripe's answers --------------------------------------------------------------------
     BadInput(

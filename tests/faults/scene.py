@@ -57,6 +57,15 @@ class Scene:
         """This app's system checks, database ones included."""
         return checks.run_checks(tags=["billflow_usage"], databases=["default"])
 
+    def retry(self, *events: UsageEvent) -> list[str]:
+        """Run the ledger's Retry action on these rows; the messages the admin shows."""
+        response = self.admin.post(
+            reverse("admin:billflow_usage_usageevent_changelist"),
+            {"action": "retry_failed", "_selected_action": [str(e.pk) for e in events]},
+            follow=True,
+        )
+        return [str(message) for message in response.context["messages"]]
+
     def post_quantity(self, link: SubscriptionItemLink, quantity: str) -> list[str]:
         """Submit the admin's change form of ``link``; the errors shown for the quantity."""
         url = reverse("admin:billflow_usage_subscriptionitemlink_change", args=[link.pk])

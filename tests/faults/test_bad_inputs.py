@@ -21,6 +21,7 @@ from tests.faults.bad_inputs import (
     FormError,
     Marked,
     Raises,
+    Refused,
     Reported,
 )
 from tests.faults.scene import Scene, build_scene
@@ -117,6 +118,10 @@ def test_a_bad_input_gets_a_clear_error_and_loses_nothing(scene: Scene, case: Ba
         case FormError(fragment):
             errors = case.attempt(scene)
             assert any(fragment in error for error in errors), errors
+            assert_kept(before)
+        case Refused(fragment):
+            shown = case.attempt(scene)
+            assert any(fragment in message for message in shown), shown
             assert_kept(before)
         case Marked(state, code, fragment, _):
             row = case.attempt(scene)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +19,10 @@ from typing import Any
 import pytest
 import stripe
 from django.core.management import call_command
+from django.db import connection
 from django.utils import timezone
 
-from billflow_usage.models import Metric
+from billflow_usage.models import Metric, SubscriptionItemLink
 from billflow_usage.testing.fake_stripe import FakeStripe
 from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
 from billflow_usage.tracking import metric_cache
@@ -114,3 +116,23 @@ def sync_json(*args: str) -> dict[str, Any]:
     out, _ = sync("--json", *args)
     document: dict[str, Any] = json.loads(out)
     return document
+
+
+@contextmanager
+def before_links_are_written(action: Callable[[], object]) -> Iterator[None]:
+    """Run ``action`` once, right before the first statement that writes subscription item
+    links (after a refresh read them, before it writes): a concurrent change landing in
+    between, forced deterministically on this test's own connection."""
+    table = SubscriptionItemLink._meta.db_table
+    fired: list[bool] = []
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        writes = sql.lstrip().upper().startswith(("UPDATE", "INSERT"))
+        if writes and table in sql and not fired:
+            fired.append(True)
+            action()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(wrapper):
+        yield
+    assert fired, "no subscription item link was written"

@@ -19,7 +19,7 @@ from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import SubscriptionItemLink, UsageEvent
 from billflow_usage.webhooks import mark_meter_errors
 from tests.reconcile.backends import EventsBackend
-from tests.reconcile.conftest import Account, ago
+from tests.reconcile.conftest import Account, ago, before_links_are_written
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +51,30 @@ def test_subscription_webhooks_create_update_and_deactivate_links(account: Accou
     send("customer.subscription.deleted", {**sub, "status": "canceled"})
     link.refresh_from_db()
     assert link.active is False
+
+
+def test_a_period_update_never_undoes_a_concurrent_set_quantity(account: Account) -> None:
+    """The issue's lost update: set_quantity(9) lands between the webhook's read of the link
+    and its write; the 9 survives and is what Stripe gets."""
+    customer = account.customer()
+    sub = account.subscribe(customer, price=account.seat_price, quantity=2)
+    send("customer.subscription.created", sub)
+    billflow_usage.set_quantity("seats", customer, 5)
+    renewed = json.loads(json.dumps(sub))
+    renewed["items"]["data"][0]["current_period_start"] += 3600
+
+    with before_links_are_written(lambda: billflow_usage.set_quantity("seats", customer, 9)):
+        send("customer.subscription.updated", renewed)
+
+    link = SubscriptionItemLink.objects.get(customer_id=customer, active=True)
+    assert (
+        int(link.current_period_start.timestamp())
+        == renewed["items"]["data"][0]["current_period_start"]
+    )
+    assert (link.quantity, link.quantity_version, link.synced_quantity) == (9, 2, 2)
+    deliver_pending()
+    item = sub["items"]["data"][0]["id"]
+    assert account.fake.subscription_item(item)["quantity"] == 9
 
 
 def test_a_webhook_about_another_subscription_leaves_links_alone(account: Account) -> None:
