@@ -125,7 +125,14 @@ def _run(
     step = _stepper(progress)
 
     step("meters", 0, 1)
-    meter_ids = resolve_meters(metrics, backend, report, create=options.create_meters, write=write)
+    # Legacy usage records go to subscription items and no meter counts them: a meter that
+    # shares a legacy metric's event name bills nothing of it, so none is looked up.
+    legacy = billflow_settings.METER_API == "legacy"
+    meter_ids = (
+        {}
+        if legacy
+        else resolve_meters(metrics, backend, report, create=options.create_meters, write=write)
+    )
 
     step("items", 0, 1)
     usage = _usage_customers(metrics, options.customers, horizon)
@@ -165,6 +172,7 @@ def _run(
         until=options.until,
         now=now,
         settling=settling,
+        legacy=legacy,
     )
     total = len(pairs)
     step("metered", 0, total)

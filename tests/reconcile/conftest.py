@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import stripe
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from billflow_usage.models import Metric
@@ -114,3 +115,13 @@ def sync_json(*args: str) -> dict[str, Any]:
     out, _ = sync("--json", *args)
     document: dict[str, Any] = json.loads(out)
     return document
+
+
+def sync_exit(*args: str) -> tuple[dict[str, Any], int]:
+    """Run ``billflow_sync --json --fail-on-drift``; returns (report, exit code)."""
+    out = io.StringIO()
+    try:
+        call_command("billflow_sync", "--json", "--fail-on-drift", *args, stdout=out)
+    except CommandError as exc:
+        return json.loads(out.getvalue()), exc.returncode
+    return json.loads(out.getvalue()), 0
