@@ -203,7 +203,7 @@ def _run(
     step("unbilled", 0, 1)
     billed = set(live.items) | items_step.stored_items(customers - listed, metrics)
     unbilled.find_unbilled(metrics, usage, billed, report, since=horizon)
-    unbilled.list_failed(metrics, options.customers, horizon, report)
+    unbilled.list_failed(metrics, options.customers, horizon, report, billed=billed, now=now)
     step("done", 1, 1)
 
 

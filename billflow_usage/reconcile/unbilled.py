@@ -1,6 +1,12 @@
 """Unbilled usage: customers with recorded usage for a metric but no active subscription item
 for it (Stripe takes the events but no invoice line bills them), and events that failed
-permanently, with Stripe's code and message."""
+permanently, with Stripe's code and message.
+
+A failed event of a customer that has a live item for its metric is *billable*: Stripe bills
+nothing for it until someone fixes the cause and retries it (or records the usage again), so
+it counts as drift. Failed events of customers without an item are already counted as their
+unbilled usage.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +22,9 @@ from billflow_usage.reconcile.report import (
     Report,
     UnbilledEntry,
 )
+from billflow_usage.validation import too_old_for_stripe
+
+Key = tuple[str, int]  # (customer_id, metric pk)
 
 
 def find_unbilled(
@@ -49,15 +58,35 @@ def find_unbilled(
 
 
 def list_failed(
-    metrics: list[Metric], customers: Collection[str] | None, since: datetime, report: Report
+    metrics: list[Metric],
+    customers: Collection[str] | None,
+    since: datetime,
+    report: Report,
+    *,
+    billed: Collection[Key],
+    now: datetime,
 ) -> None:
+    """Count every failed event (and the billable ones), list the newest with what to do."""
     rows = UsageEvent.objects.filter(
         status=UsageEvent.Status.FAILED, metric__in=metrics, occurred_at__gte=since
     )
     if customers:
         rows = rows.filter(customer_id__in=list(customers))
-    report.count("failed_events", rows.count())
+    total = billable = 0
+    for customer, metric_pk, events in (
+        rows.order_by()
+        .values("customer_id", "metric_id")
+        .annotate(events=Count("pk"))
+        .values_list("customer_id", "metric_id", "events")
+    ):
+        total += events
+        if (customer, metric_pk) in billed:
+            billable += events
+    report.count("failed_events", total)
+    report.count("failed_billable", billable)
     for event in rows.select_related("metric").order_by("-occurred_at", "-pk")[:MAX_FAILED_LISTED]:
+        billable_row = (event.customer_id, event.metric_id) in billed
+        action, detail = _remedy(event, billable=billable_row, now=now)
         report.failed_events.append(
             FailedEvent(
                 event.identifier,
@@ -67,8 +96,29 @@ def list_failed(
                 event.occurred_at,
                 event.last_error_code,
                 event.last_error_message,
+                action,
+                detail,
             )
         )
+
+
+def _remedy(event: UsageEvent, *, billable: bool, now: datetime) -> tuple[str, str]:
+    """What someone must do about a failed event: (action, detail)."""
+    cause = event.last_error_code or "failed"
+    if not billable:
+        return "none", (
+            f"{cause}; the customer has no live subscription item for {event.metric.key}: "
+            "see unbilled usage"
+        )
+    if too_old_for_stripe(event.occurred_at, now=now):
+        return "record_again", (
+            f"{cause}; older than Stripe's 35-day window, so a retry is refused too: record "
+            "the usage again in the current period, or bill it with an invoice item"
+        )
+    return "retry", (
+        f"{cause}; not billed until someone acts: fix the cause, then retry it from the admin "
+        '(Usage events, "Retry selected failed events") or record the usage again'
+    )
 
 
 def _totals(metric: Metric, customers: list[str], since: datetime) -> dict[str, tuple[int, int]]:
