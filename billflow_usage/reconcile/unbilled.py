@@ -16,6 +16,7 @@ from datetime import datetime
 from django.db.models import Count, Sum
 
 from billflow_usage.models import Metric, UsageEvent
+from billflow_usage.reconcile.items import Key
 from billflow_usage.reconcile.report import (
     MAX_FAILED_LISTED,
     FailedEvent,
@@ -23,8 +24,6 @@ from billflow_usage.reconcile.report import (
     UnbilledEntry,
 )
 from billflow_usage.validation import too_old_for_stripe
-
-Key = tuple[str, int]  # (customer_id, metric pk)
 
 
 def find_unbilled(

@@ -112,3 +112,19 @@ def test_a_metered_metric_without_a_meter_is_drift_until_created(account: Accoun
         0,
     )
     assert sync_exit()[1] == 0
+
+
+def test_failed_usage_too_old_for_stripe_says_to_record_it_again(account: Account) -> None:
+    customer = account.customer()
+    account.subscribe(customer)
+    billflow_usage.record_usage("api_calls", customer, 3, timestamp=ago(days=40))
+
+    document, code = sync_exit("--since", ago(days=45).date().isoformat())
+
+    [failed] = document["failed_events"]
+    assert (code, failed["code"], failed["action"]) == (
+        3,
+        "timestamp_too_far_in_past",
+        "record_again",
+    )
+    assert "record the usage again" in failed["detail"]
