@@ -166,12 +166,12 @@ def recount(seats: list[Seat], report: Report) -> None:
 def compare_seats(seats: list[Seat], report: Report) -> list[Seat]:
     """After the run delivered: report each link that drifted; returns those."""
     drifting: list[Seat] = []
-    now = _reload(seats)
+    current = _reload(seats)
     for seat in seats:
         if seat.entry is not None:  # the tracker failed
             report.seats.append(seat.entry)
             continue
-        link = now.get(seat.link.pk, seat.link)
+        link = current.get(seat.link.pk, seat.link)
         stripe = _stripe_quantity(seat, link)
         desired = seat.link.quantity
         status, action = decide(seat.counted, desired, stripe)
