@@ -136,3 +136,30 @@ def test_an_owned_quantity_set_behind_the_trackers_back_is_recounted_before_the_
     assert (link.quantity, link.synced_quantity, link.quantity_in_sync) == (3, 3, True)
     again, code = sync_exit("--apply")
     assert (again["seats"], code) == ([], 0)
+
+
+def test_a_failing_tracker_is_an_error_not_a_repair(
+    account: Account, default_registry: Any
+) -> None:
+    def broken(customer: str) -> int:
+        raise RuntimeError(f"the members table of {customer} is locked")
+
+    default_registry.track_quantity(
+        Member, metric="seats", customer=lambda m: m.workspace.stripe_customer_id, quantity=broken
+    )
+    customer = account.customer()
+    account.subscribe(customer, price=account.seat_price, quantity=2)
+    sync_json()
+
+    document, code = sync_exit("--apply")
+
+    [entry] = document["seats"]
+    assert (entry["status"], entry["desired"], entry["stripe"], entry["applied"]) == (
+        "error",
+        2,
+        2,
+        False,
+    )
+    assert "members table" in entry["detail"]
+    assert [e["step"] for e in document["errors"]] == ["seats"]
+    assert code == 4
