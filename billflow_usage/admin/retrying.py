@@ -23,13 +23,11 @@ from django.db.models import Q, QuerySet
 from billflow_usage.admin.delivery_groups import PartialGroup, refusals, select_groups
 from billflow_usage.delivery.sending import TOO_OLD_CODE
 from billflow_usage.models import DeliveryGroup, UsageEvent
-from billflow_usage.tracking.metered import TRACKER_ERROR, UNKNOWN_METRIC
+from billflow_usage.tracking.metered import TRACKER_FAILURES
 from billflow_usage.validation import STRIPE_HISTORY
 
 #: Rows retried at most by one run of the action.
 RETRY_LIMIT = 1000
-#: A tracker's failures: usage it could not record as billable (metric missing, or raising).
-TRACKER_FAILURES = (TRACKER_ERROR, UNKNOWN_METRIC)
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.db import router, transaction
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
@@ -13,18 +13,34 @@ from django.utils.html import format_html
 
 from billflow_usage.admin.reconciliation import can_reconcile, dry_reconciliation
 from billflow_usage.admin.usage_page import customer_usage_url
+from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.trigger import schedule_delivery
 from billflow_usage.models import Metric, SubscriptionItemLink
+from billflow_usage.tracking import registry
+from billflow_usage.tracking.seats import QuantityTracker
 
 METERED_QUANTITY_ERROR = (
     "Quantity only applies to licensed (per-seat) metrics; {metric} is metered, so Stripe "
     "bills it from usage events."
 )
+OWNED_QUANTITY_ERROR = (
+    "The {metric} quantity of {customer} is counted by {tracker!r}: its count is what Stripe "
+    "bills, so an edit here would be overwritten. Fix the counted objects, or use the "
+    "\u201cRecount now\u201d action to count again now."
+)
+
+
+def quantity_owner(link: SubscriptionItemLink) -> QuantityTracker | None:
+    """The ``track_quantity`` tracker whose count is this link's quantity, if any."""
+    if link.metric.kind != Metric.Kind.LICENSED:
+        return None
+    return registry.quantity_tracker(link.metric.key)
 
 
 class QuantityForm(forms.ModelForm):
-    """Quantity edits, refused for metered items (Stripe rejects a quantity on those)."""
+    """Quantity edits, refused for metered items (Stripe rejects a quantity on those) and for
+    quantities a tracker counts (its count is the truth)."""
 
     class Meta:
         model = SubscriptionItemLink
@@ -32,7 +48,7 @@ class QuantityForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if "quantity" in self.fields and not self._is_licensed():
+        if "quantity" in self.fields and (not self._is_licensed() or self._owner()):
             # Greyed out in the browser; a value posted anyway is refused in clean_quantity.
             self.fields["quantity"].widget.attrs["disabled"] = True
             self.fields["quantity"].required = False
@@ -40,14 +56,25 @@ class QuantityForm(forms.ModelForm):
     def _is_licensed(self) -> bool:
         return bool(self.instance.metric_id) and self.instance.metric.kind == Metric.Kind.LICENSED
 
+    def _owner(self) -> QuantityTracker | None:
+        return quantity_owner(self.instance) if self._is_licensed() else None
+
     def clean_quantity(self) -> int | None:
         quantity: int | None = self.cleaned_data.get("quantity")
+        link = self.instance
         if not self._is_licensed():
             if quantity is not None:
+                raise forms.ValidationError(METERED_QUANTITY_ERROR.format(metric=link.metric.key))
+            return link.quantity
+        owner = self._owner()
+        if owner is not None:
+            if quantity is not None and quantity != link.quantity:
                 raise forms.ValidationError(
-                    METERED_QUANTITY_ERROR.format(metric=self.instance.metric.key)
+                    OWNED_QUANTITY_ERROR.format(
+                        metric=link.metric.key, customer=link.customer_id, tracker=owner
+                    )
                 )
-            return self.instance.quantity
+            return link.quantity
         if quantity is None:
             raise forms.ValidationError("Enter a whole number of seats (0 or more).")
         return quantity
@@ -57,12 +84,13 @@ class QuantityForm(forms.ModelForm):
 class SubscriptionItemLinkAdmin(admin.ModelAdmin):
     form = QuantityForm
     change_form_template = "admin/billflow_usage/usage_change_form.html"
-    actions = ["reconcile_dry_run"]
+    actions = ["reconcile_dry_run", "recount_quantities"]
     list_display = [
         "customer_id",
         "metric",
         "stripe_subscription_item_id",
         "quantity",
+        "counted_by_column",
         "synced_quantity",
         "sync_state",
         "current_period_end",
@@ -79,6 +107,7 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
         "metric",
         "stripe_subscription_id",
         "stripe_subscription_item_id",
+        "counted_by",
         "proration_on_save",
         "stripe_confirmation",
         "current_period_start",
@@ -90,7 +119,10 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["customer_id", "metric", "active", "livemode"]}),
-        ("Seats", {"fields": ["quantity", "proration_on_save", "stripe_confirmation"]}),
+        (
+            "Seats",
+            {"fields": ["quantity", "counted_by", "proration_on_save", "stripe_confirmation"]},
+        ),
         (
             "Stripe",
             {
@@ -152,6 +184,69 @@ class SubscriptionItemLinkAdmin(admin.ModelAdmin):
         """``billflow_sync --dry-run`` for these links' customers; shows the stored report."""
         customers = queryset.order_by().values_list("customer_id", flat=True).distinct()
         return dry_reconciliation(self, request, customers)
+
+    @admin.action(
+        description="Recount now: store the tracker's count of the selected seats",
+        permissions=["change"],
+    )
+    def recount_quantities(
+        self, request: HttpRequest, queryset: QuerySet[SubscriptionItemLink]
+    ) -> None:
+        """Run each owning tracker's recount (which queues the push), logged per link."""
+        recounted = left_alone = 0
+        for link in queryset.select_related("metric"):
+            tracker = quantity_owner(link) if link.active else None
+            if tracker is None:
+                left_alone += 1
+                continue
+            before = link.quantity
+            try:
+                tracker.store(link.customer_id)
+            except Exception as exc:
+                self.message_user(
+                    request,
+                    f"{tracker!r} could not count {link.customer_id}: "
+                    f"{type(exc).__name__}: {redact(str(exc))}",
+                    messages.ERROR,
+                )
+                continue
+            link.refresh_from_db()
+            self.log_change(
+                request, link, f"Recounted by {tracker!r}: {link.quantity} (was {before})."
+            )
+            recounted += 1
+        if recounted:
+            self.message_user(
+                request,
+                f"{recounted} {'quantity' if recounted == 1 else 'quantities'} recounted; "
+                "a changed one is queued for Stripe.",
+            )
+        if left_alone:
+            self.message_user(
+                request,
+                f"{left_alone} selected link(s) left alone: inactive, or no tracker counts its "
+                "quantity (edit that quantity instead).",
+                messages.WARNING,
+            )
+
+    @admin.display(description="Counted by")
+    def counted_by(self, link: SubscriptionItemLink) -> str:
+        tracker = quantity_owner(link)
+        if tracker is None:
+            return "-" if link.metric.kind != Metric.Kind.LICENSED else "Nobody: edit it here."
+        try:
+            count = f"which counts {tracker.quantity(link.customer_id)} now"
+        except Exception as exc:
+            count = f"which could not count now ({type(exc).__name__}: {redact(str(exc))})"
+        return (
+            f"Counted by {tracker!r}, {count}. Its count is the quantity, so it can't be "
+            "edited here: use the \u201cRecount now\u201d action to store the count now."
+        )
+
+    @admin.display(description="Counted by")
+    def counted_by_column(self, link: SubscriptionItemLink) -> str:
+        tracker = quantity_owner(link)
+        return "-" if tracker is None else tracker.label
 
     @admin.display(description="Sync")
     def sync_state(self, link: SubscriptionItemLink) -> str:

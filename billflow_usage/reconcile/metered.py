@@ -50,6 +50,11 @@ MAX_COUNT_CORRECTION = 1000
 #: Parallel summaries requests (reads; the backend's rate limiter still applies).
 CONCURRENCY = 4
 CHUNK = 500
+LEGACY_SKIPPED = (
+    "METER_API is 'legacy': this usage goes to usage records on the subscription item, which "
+    "no meter counts and billflow_sync cannot read back, so it is not compared (nor repaired); "
+    "check it on the customer's upcoming invoice"
+)
 
 
 @dataclass
@@ -86,10 +91,11 @@ def plan_pairs(
     until: datetime | None,
     now: datetime,
     settling: float,
+    legacy: bool = False,
 ) -> list[Pair]:
     """The pairs to compare: every (customer, metric) with a live item, plus with ``since``
     every customer with usage of the metric. Pairs that can't be compared are reported as
-    ``skipped``."""
+    ``skipped``: all of them with ``legacy`` usage records, which no meter summary counts."""
     horizon = minute_floor(now - timedelta(seconds=settling))
     pairs: list[Pair] = []
     for metric in metrics:
@@ -103,6 +109,9 @@ def plan_pairs(
             period_start, period_end = periods.get((customer, metric.pk), (None, None))
             start = since or period_start
             end = min(until or period_end or now, now)
+            if legacy:
+                report.metered.append(_skipped(customer, metric, start, end, LEGACY_SKIPPED))
+                continue
             if not meter_id:
                 report.metered.append(
                     _skipped(

@@ -50,13 +50,21 @@ def resolve_meters(
                 report.errors.append(
                     ErrorEntry("meters", "", metric.key, type(exc).__name__, redact(str(exc)))
                 )
+                report.meters.append(
+                    MeterEntry(
+                        metric.key,
+                        event_name,
+                        "",
+                        "missing",
+                        detail="creating it failed (see errors); Stripe refuses this metric's "
+                        "usage until it has a meter",
+                    )
+                )
                 continue
             action = "created"
             report.count("meters_created")
         if meter is None:
-            report.meters.append(
-                MeterEntry(metric.key, event_name, "", "created" if create else "missing")
-            )
+            report.meters.append(_missing(metric, event_name, create=create))
             continue
         if meter.formula != metric.aggregation:
             report.errors.append(
@@ -75,3 +83,24 @@ def resolve_meters(
             metric.stripe_meter_id = meter.id
         report.meters.append(MeterEntry(metric.key, event_name, meter.id, action, applied=write))
     return found
+
+
+def _missing(metric: Metric, event_name: str, *, create: bool) -> MeterEntry:
+    """A metered metric without a meter: Stripe refuses its usage; say what fixes it."""
+    if create:  # a dry run with --create-meters
+        return MeterEntry(
+            metric.key,
+            event_name,
+            "",
+            "created",
+            detail="a dry run creates nothing: run billflow_sync --create-meters without --dry-run",
+        )
+    return MeterEntry(
+        metric.key,
+        event_name,
+        "",
+        "missing",
+        detail=f"no active Stripe meter has the event name {event_name!r}, so Stripe refuses "
+        "this metric's usage: run billflow_sync --create-meters (or set the metric's "
+        "stripe_meter_id)",
+    )

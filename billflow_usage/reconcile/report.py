@@ -1,14 +1,18 @@
 """The ``billflow_sync`` report: dataclasses, the ``--json`` document and the human table.
 
-JSON schema (``schema_version`` 1; keys are stable, new keys only come with a new version):
+JSON schema (``schema_version`` 1; keys are stable; keys added later within version 1 are
+marked *(added)*, and a reader of version 1 may ignore them):
 
 ``schema_version`` (int), ``report_id`` (the stored ``SyncReport`` pk), ``mode``
 (``dry_run`` | ``check`` | ``apply``), ``started_at`` / ``finished_at`` (ISO 8601),
 ``options`` {``metrics``, ``customers`` (lists, empty = all), ``since``, ``until`` (ISO or
 null), ``settling_window`` (s), ``create_meters``, ``items_from``},
-``summary`` {see :data:`SUMMARY_KEYS`, all ints},
+``summary`` {see :data:`SUMMARY_KEYS`, all ints; *(added)* ``meters_missing``: metered
+metrics without a Stripe meter, ``failed_billable``: failed events of customers that have a
+live subscription item for the metric; both are part of ``drift_remaining``},
 ``meters`` [{``metric``, ``event_name``, ``meter_id``, ``action`` (found | created | missing),
-``applied``}],
+``applied``, *(added)* ``detail`` (what to do about a missing meter)}] (none with
+``METER_API`` ``legacy``, whose usage records no meter counts),
 ``items`` [{``customer_id``, ``metric``, ``action`` (created | attached | replaced |
 deactivated), ``subscription_id``, ``subscription_item_id``, ``previous_item_id``,
 ``detail``, ``applied``}],
@@ -19,12 +23,17 @@ surplus_in_stripe | mismatch | skipped | error), ``action`` (correct | offset | 
 needs_credit_note | needs_invoice_item | awaiting_correction | none), ``applied``,
 ``detail``}] (pairs in sync are only counted),
 ``seats`` [{``customer_id``, ``metric``, ``subscription_item_id``, ``recomputed``,
-``desired``, ``stripe``, ``status`` (desired_stale | stripe_differs | error), ``action``
-(set_quantity | push | none), ``applied``, ``detail``}],
+``desired``, ``stripe`` (after the run's pushes), ``status`` (desired_stale |
+stripe_differs | error), ``action`` (set_quantity | push | none), ``applied``, ``detail``}],
 ``unbilled`` [{``customer_id``, ``metric``, ``events``, ``value``, ``reason``}],
 ``failed_events`` [{``identifier``, ``customer_id``, ``metric``, ``value``, ``occurred_at``,
-``code``, ``message``}] (the newest 500; ``summary.failed_events`` counts all),
+``code``, ``message``, *(added)* ``action`` (retry | record_again | none: the customer has
+no live item, see ``unbilled``), *(added)* ``detail`` (what to do)}] (the newest 500;
+``summary.failed_events`` counts all),
 ``errors`` [{``step``, ``customer_id``, ``metric``, ``code``, ``message``}].
+
+``drift_remaining`` counts what still needs someone: metered and seat drift this run did
+not repair, unbilled usage, metered metrics without a meter, and billable failed events.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ SUMMARY_KEYS = (
     "failed_events",
     "errors",
     "drift_remaining",
+    "meters_missing",
+    "failed_billable",
 )
 
 #: Metered statuses and seat statuses that are drift (``skipped``/``error`` are not).
@@ -71,6 +82,12 @@ class MeterEntry:
     meter_id: str
     action: str
     applied: bool = False
+    detail: str = ""
+
+    @property
+    def is_missing(self) -> bool:
+        """No meter bills the metric's usage (Stripe refuses its events) after this run."""
+        return not self.meter_id
 
 
 @dataclass
@@ -141,6 +158,8 @@ class FailedEvent:
     occurred_at: datetime
     code: str
     message: str
+    action: str = "none"
+    detail: str = ""
 
 
 @dataclass
@@ -174,10 +193,20 @@ class Report:
 
     @property
     def drift_remaining(self) -> int:
-        """Drift not repaired by this run: metered and seat entries, and unbilled usage."""
+        """What still needs someone after this run: unrepaired metered and seat drift,
+        unbilled usage, metered metrics without a meter, billable failed events."""
         unrepaired = sum(1 for e in self.metered if e.is_drift and not e.applied)
         unrepaired += sum(1 for e in self.seats if e.is_drift and not e.applied)
-        return unrepaired + len(self.unbilled)
+        return (
+            unrepaired
+            + len(self.unbilled)
+            + self.meters_missing
+            + self.counts.get("failed_billable", 0)
+        )
+
+    @property
+    def meters_missing(self) -> int:
+        return sum(1 for e in self.meters if e.is_missing)
 
     def summary(self) -> dict[str, int]:
         values = {key: int(self.counts.get(key, 0)) for key in SUMMARY_KEYS}
@@ -190,6 +219,7 @@ class Report:
             unbilled=len(self.unbilled),
             errors=len(self.errors),
             drift_remaining=self.drift_remaining,
+            meters_missing=self.meters_missing,
         )
         return values
 
@@ -239,7 +269,14 @@ def render_table(report: Report, *, verbosity: int = 1) -> list[str]:
         f"metric(s), {s['stripe_requests']} Stripe request(s)",
     ]
     if report.meters and verbosity >= 1:
-        lines += _section("Meters", report.meters, ("metric", "event_name", "meter_id", "action"))
+        lines += _section(
+            "Meters", report.meters, ("metric", "event_name", "meter_id", "action"), details=True
+        )
+    if s["meters_missing"]:
+        lines.append(
+            f"{s['meters_missing']} metered metric(s) have no Stripe meter, so Stripe refuses "
+            "their usage: run billflow_sync --create-meters"
+        )
     lines.append(
         f"Subscription items: {s['links_created']} created, {s['links_updated']} updated, "
         f"{s['links_deactivated']} deactivated"
@@ -290,11 +327,17 @@ def render_table(report: Report, *, verbosity: int = 1) -> list[str]:
     )
     lines.append(f"Unbilled usage: {s['unbilled']} customer/metric pair(s)")
     lines += _section("", report.unbilled, ("customer_id", "metric", "events", "value", "reason"))
-    lines.append(f"Failed events: {s['failed_events']}")
+    failed = f"Failed events: {s['failed_events']}"
+    if s["failed_billable"]:
+        failed += (
+            f" ({s['failed_billable']} of them billable: fix the cause, then retry them from "
+            "the admin or record the usage again)"
+        )
+    lines.append(failed)
     lines += _section(
         "",
         report.failed_events if verbosity >= 2 else report.failed_events[:20],
-        ("identifier", "customer_id", "metric", "value", "code", "message"),
+        ("identifier", "customer_id", "metric", "value", "code", "action", "message"),
     )
     if report.errors:
         lines.append(f"Errors: {len(report.errors)}")

@@ -1,8 +1,10 @@
 """``run_sync``: one reconciliation run, step by step, stored as a ``SyncReport``.
 
-1. meters (found by event name; created with ``create_meters``), 2. subscription item links
-refreshed, 3. pending usage and seat quantities delivered, 4. metered usage compared (and
-repaired), 5. seats compared (and repaired), 6. unbilled usage and failed events listed.
+1. meters (found by event name; created with ``create_meters``; none in legacy mode),
+2. subscription item links refreshed and seats counted by their trackers (with ``apply``,
+owned quantities recounted), 3. pending usage and seat quantities delivered, 4. metered usage
+compared (and repaired), 5. seats compared with what Stripe has after step 3 (and repaired),
+6. unbilled usage and failed events listed.
 
 Modes: ``dry_run`` reads only (no link, ledger or Stripe write; the report row is still
 kept); the default ``check`` also refreshes links, stores found meter IDs and delivers what
@@ -125,13 +127,21 @@ def _run(
     step = _stepper(progress)
 
     step("meters", 0, 1)
-    meter_ids = resolve_meters(metrics, backend, report, create=options.create_meters, write=write)
+    # Legacy usage records go to subscription items and no meter counts them: a meter that
+    # shares a legacy metric's event name bills nothing of it, so none is looked up.
+    legacy = billflow_settings.METER_API == "legacy"
+    meter_ids = (
+        {}
+        if legacy
+        else resolve_meters(metrics, backend, report, create=options.create_meters, write=write)
+    )
 
     step("items", 0, 1)
     usage = _usage_customers(metrics, options.customers, horizon)
     base = set(options.customers) or _link_customers(metrics) | {
         c for customers in usage.values() for c in customers
     }
+    unpushed = seats.unpushed_versions(metrics, options.customers)
     subscriptions, listed = items_step.read_subscriptions(
         base,
         backend,
@@ -146,6 +156,16 @@ def _run(
     items_step.refresh_links(live, metrics, report, write=write)
     customers = base | listed
     report.count("customers", len(customers))
+    seat_counts = seats.count_seats(
+        metrics,
+        customers,
+        {key: item for key, (_, item) in live.items.items()},
+        listed,
+        unpushed,
+        report,
+    )
+    if options.apply and write:
+        seats.recount(seat_counts, report)
 
     if write:
         step("deliver", 0, 1)
@@ -165,6 +185,7 @@ def _run(
         until=options.until,
         now=now,
         settling=settling,
+        legacy=legacy,
     )
     total = len(pairs)
     step("metered", 0, total)
@@ -183,9 +204,7 @@ def _run(
             metered.confirm_delivery(pairs)
 
     step("seats", 0, 1)
-    drifting = seats.compare_seats(
-        metrics, customers, {k: item for k, (_, item) in live.items.items()}, listed, report
-    )
+    drifting = seats.compare_seats(seat_counts, report)
     if options.apply and write and drifting:
         link_ids = seats.apply_seats(drifting)
         if link_ids:
@@ -195,7 +214,7 @@ def _run(
     step("unbilled", 0, 1)
     billed = set(live.items) | items_step.stored_items(customers - listed, metrics)
     unbilled.find_unbilled(metrics, usage, billed, report, since=horizon)
-    unbilled.list_failed(metrics, options.customers, horizon, report)
+    unbilled.list_failed(metrics, options.customers, horizon, report, billed=billed, now=now)
     step("done", 1, 1)
 
 

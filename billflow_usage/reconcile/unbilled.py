@@ -1,6 +1,12 @@
 """Unbilled usage: customers with recorded usage for a metric but no active subscription item
 for it (Stripe takes the events but no invoice line bills them), and events that failed
-permanently, with Stripe's code and message."""
+permanently, with Stripe's code and message.
+
+A failed event of a customer that has a live item for its metric is *billable*: Stripe bills
+nothing for it until someone fixes the cause and retries it (or records the usage again), so
+it counts as drift. Failed events of customers without an item are already counted as their
+unbilled usage.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +16,15 @@ from datetime import datetime
 from django.db.models import Count, Q, Sum
 
 from billflow_usage.models import Metric, UsageEvent
+from billflow_usage.reconcile.items import Key
 from billflow_usage.reconcile.report import (
     MAX_FAILED_LISTED,
     FailedEvent,
     Report,
     UnbilledEntry,
 )
+from billflow_usage.tracking.metered import TRACKER_FAILURES
+from billflow_usage.validation import too_old_for_stripe
 
 
 def find_unbilled(
@@ -49,10 +58,16 @@ def find_unbilled(
 
 
 def list_failed(
-    metrics: list[Metric], customers: Collection[str] | None, since: datetime, report: Report
+    metrics: list[Metric],
+    customers: Collection[str] | None,
+    since: datetime,
+    report: Report,
+    *,
+    billed: Collection[Key],
+    now: datetime,
 ) -> None:
-    """Failed rows of ``metrics``, and those a tracker kept without a metric (its metric
-    doesn't exist)."""
+    """Count every failed event of ``metrics`` (and the billable ones), with those a tracker
+    kept without a metric (its metric doesn't exist); list the newest with what to do."""
     rows = UsageEvent.objects.filter(
         Q(metric__in=metrics) | Q(metric__isnull=True),
         status=UsageEvent.Status.FAILED,
@@ -60,8 +75,21 @@ def list_failed(
     )
     if customers:
         rows = rows.filter(customer_id__in=list(customers))
-    report.count("failed_events", rows.count())
+    total = billable = 0
+    for customer, metric_pk, events in (
+        rows.order_by()
+        .values("customer_id", "metric_id")
+        .annotate(events=Count("pk"))
+        .values_list("customer_id", "metric_id", "events")
+    ):
+        total += events
+        if (customer, metric_pk) in billed:
+            billable += events
+    report.count("failed_events", total)
+    report.count("failed_billable", billable)
     for event in rows.select_related("metric").order_by("-occurred_at", "-pk")[:MAX_FAILED_LISTED]:
+        billable_row = (event.customer_id, event.metric_id) in billed
+        action, detail = _remedy(event, billable=billable_row, now=now)
         report.failed_events.append(
             FailedEvent(
                 event.identifier,
@@ -71,8 +99,34 @@ def list_failed(
                 event.occurred_at,
                 event.last_error_code,
                 event.last_error_message,
+                action,
+                detail,
             )
         )
+
+
+def _remedy(event: UsageEvent, *, billable: bool, now: datetime) -> tuple[str, str]:
+    """What someone must do about a failed event: (action, detail)."""
+    cause = event.last_error_code or "failed"
+    if event.metric is None or cause in TRACKER_FAILURES:
+        return "record_again", (
+            f"{cause}; its tracker never recorded it as billable usage, so a retry is refused: "
+            "fix the cause, then record it with record_usage() as its message says"
+        )
+    if not billable:
+        return "none", (
+            f"{cause}; the customer has no live subscription item for {event.metric.key}: "
+            "see unbilled usage"
+        )
+    if too_old_for_stripe(event.occurred_at, now=now):
+        return "record_again", (
+            f"{cause}; older than Stripe's 35-day window, so a retry is refused too: record "
+            "the usage again in the current period, or bill it with an invoice item"
+        )
+    return "retry", (
+        f"{cause}; not billed until someone acts: fix the cause, then retry it from the admin "
+        '(Usage events, "Retry selected failed events") or record the usage again'
+    )
 
 
 def _totals(metric: Metric, customers: list[str], since: datetime) -> dict[str, tuple[int, int]]:

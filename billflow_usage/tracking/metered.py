@@ -38,6 +38,9 @@ logger = logging.getLogger(__name__)
 TRACKER_ERROR = "tracker_error"
 #: A failed row of a tracker whose metric doesn't exist (it has no metric either).
 UNKNOWN_METRIC = "unknown_metric"
+#: A tracker's failures: usage it could not record as billable (its metric missing, or it
+#: raised). Such a row is recorded again once the cause is fixed, never retried.
+TRACKER_FAILURES = (TRACKER_ERROR, UNKNOWN_METRIC)
 SOURCE_DELETED = "source_deleted"
 #: The customer of a failed row whose customer could not be resolved: the ledger only holds
 #: ``cus_...`` IDs, and a failed row is never sent.

@@ -5,7 +5,14 @@ from django.contrib.admin.models import LogEntry
 from django.urls import reverse
 
 from billflow_usage.models import SubscriptionItemLink
-from tests.factories import MetricFactory, SubscriptionItemLinkFactory
+from billflow_usage.tracking import tracking_disabled
+from tests.factories import (
+    LicensedMetricFactory,
+    MemberFactory,
+    MetricFactory,
+    SubscriptionItemLinkFactory,
+    WorkspaceFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -114,3 +121,125 @@ def test_no_add_or_delete(client, editor, link):
     assert client.get(reverse("admin:billflow_usage_subscriptionitemlink_add")).status_code == 403
     delete = reverse("admin:billflow_usage_subscriptionitemlink_delete", args=[link.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
+
+
+# -- quantities a track_quantity() tracker owns ---------------------------------------------
+
+COUNTED_BY = "Counted by track_quantity(testapp.Member, metric=&#x27;seats&#x27;)"
+
+
+@pytest.fixture
+def owned_link(seats, default_registry):
+    """Seats counted by a tracker: 4 active members, while the link still wants 3."""
+    default_registry.track_quantity(
+        "testapp.Member",
+        metric="seats",
+        customer="tests.tracking.helpers.workspace_customer",
+        quantity="tests.tracking.helpers.active_members",
+    )
+    workspace = WorkspaceFactory()
+    with tracking_disabled():  # e.g. members imported around the tracker
+        MemberFactory.create_batch(4, workspace=workspace)
+    return SubscriptionItemLinkFactory(
+        metric=seats, customer_id=workspace.stripe_customer_id, quantity=3, quantity_version=1
+    )
+
+
+def changelist_url():
+    return reverse("admin:billflow_usage_subscriptionitemlink_changelist")
+
+
+@pytest.fixture
+def free_link(db):
+    """Seats of another licensed metric, which no tracker counts: staff edit those."""
+    metric = LicensedMetricFactory(key="support_seats")
+    return SubscriptionItemLinkFactory(metric=metric, quantity=3, quantity_version=1)
+
+
+def test_an_owned_quantity_says_who_counts_it_and_cannot_be_edited(client, editor, owned_link):
+    client.force_login(editor)
+    page = client.get(change_url(owned_link))
+    assert COUNTED_BY in page.text
+    assert "counts 4 now" in page.text
+    assert "Recount now" in page.text
+    [field] = [f for f in page.context["adminform"].form if f.name == "quantity"]
+    assert field.field.widget.attrs.get("disabled")  # read-only in the browser
+
+    response = client.post(change_url(owned_link), {"quantity": 9})
+
+    assert response.status_code == 200
+    assert "is counted by track_quantity(testapp.Member" in response.text
+    assert "Recount now" in response.text
+    owned_link.refresh_from_db()
+    assert (owned_link.quantity, owned_link.quantity_version) == (3, 1)
+    assert not LogEntry.objects.exists()
+
+
+def test_an_owned_quantity_is_not_editable_in_the_list(client, editor, owned_link, free_link):
+    client.force_login(editor)
+    listing = client.get(changelist_url())
+    rows = {form.instance.pk: form for form in listing.context["cl"].formset.forms}
+    assert rows[owned_link.pk].fields["quantity"].widget.attrs.get("disabled")
+    assert not rows[free_link.pk].fields["quantity"].widget.attrs.get("disabled")
+
+    response = client.post(
+        changelist_url(),
+        {
+            "form-TOTAL_FORMS": "1",
+            "form-INITIAL_FORMS": "1",
+            "form-0-id": str(owned_link.pk),
+            "form-0-quantity": "11",
+            "_save": "Save",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "is counted by track_quantity(testapp.Member" in response.text
+    owned_link.refresh_from_db()
+    assert (owned_link.quantity, owned_link.quantity_version) == (3, 1)
+
+
+def test_recount_now_stores_the_trackers_count_pushes_and_logs(
+    client,
+    editor,
+    owned_link,
+    free_link,
+    settings,
+    usage_outbox,
+    django_capture_on_commit_callbacks,
+):
+    settings.BILLFLOW_USAGE = settings.BILLFLOW_USAGE | {"DELIVERY": "on_commit"}
+    client.force_login(editor)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            changelist_url(),
+            {"action": "recount_quantities", "_selected_action": [owned_link.pk, free_link.pk]},
+            follow=True,
+        )
+
+    owned_link.refresh_from_db()
+    assert (owned_link.quantity, owned_link.quantity_version) == (4, 2)
+    [push] = usage_outbox
+    assert (push.subscription_item_id, push.quantity) == (owned_link.stripe_subscription_item_id, 4)
+    [entry] = LogEntry.objects.filter(object_id=str(owned_link.pk), user=editor)
+    assert "Recounted by track_quantity(testapp.Member, metric='seats'): 4 (was 3)" in (
+        entry.get_change_message()
+    )
+    text = response.text
+    assert "1 quantity recounted" in text
+    assert "no tracker counts it" in text
+    free_link.refresh_from_db()
+    assert (free_link.quantity, free_link.quantity_version) == (3, 1)
+    assert not LogEntry.objects.filter(object_id=str(free_link.pk)).exists()
+
+
+def test_recount_now_needs_the_change_permission(client, viewer, owned_link):
+    client.force_login(viewer)
+    listing = client.get(changelist_url())
+    assert "recount_quantities" not in listing.text
+    client.post(
+        changelist_url(), {"action": "recount_quantities", "_selected_action": [owned_link.pk]}
+    )
+    owned_link.refresh_from_db()
+    assert owned_link.quantity == 3

@@ -1,13 +1,14 @@
 """End to end in headless Chromium: the example project's admin after ``make demo``.
 
-Staff change a seat count and Stripe (the fake, inspected directly) receives it with the
-metric's proration behaviour; a customer's usage page shows the ledger next to Stripe's
-figure and the daily chart (kept as a screenshot) and leads to the customer's ledger rows;
-the demo's reconciliation report is listed.
+Staff add a member, the seat tracker counts it and Stripe (the fake, inspected directly)
+receives the new count with the metric's proration behaviour; a customer's usage page shows
+the ledger next to Stripe's figure and the daily chart (kept as a screenshot) and leads to the
+customer's ledger rows; the demo's reconciliation report is listed.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,23 @@ def field_text(admin: webdriver.Chrome, field: str) -> str:
     return admin.find_element(By.CSS_SELECTOR, f".field-{field} .readonly").text
 
 
+def counted_seats(admin: webdriver.Chrome) -> int:
+    """The seat tracker's count, as the subscription item page shows it."""
+    counted = re.search(r"which counts (\d+) now", field_text(admin, "counted_by"))
+    assert counted is not None, field_text(admin, "counted_by")
+    return int(counted.group(1))
+
+
 def seat_item(stripe_items: list[dict[str, Any]]) -> dict[str, Any]:
     """A licensed (per-seat) subscription item: the only kind with a quantity."""
     return next(item for item in stripe_items if item["quantity"] is not None)
 
 
-def test_a_seat_count_changed_in_the_admin_reaches_stripe(
+def test_a_member_added_in_the_admin_is_counted_and_reaches_stripe(
     admin: webdriver.Chrome, example_site: ExampleSite
 ) -> None:
+    """The example's seats are counted by a track_quantity tracker: the quantity itself is
+    read-only, and the count follows the members staff change."""
     admin_url = f"{example_site.url}/admin/billflow_usage"
     stripe = example_site.stripe
     open_first_result(admin, f"{admin_url}/metric/", "seats")
@@ -63,14 +73,28 @@ def test_a_seat_count_changed_in_the_admin_reaches_stripe(
     save(admin, "_save")
 
     item = seat_item(stripe.summary()["subscription_items"])
-    seats = item["quantity"] + 3
     open_first_result(admin, f"{admin_url}/subscriptionitemlink/", item["id"])
     assert field_text(admin, "proration_on_save").startswith("always_invoice")
-    quantity = admin.find_element(By.ID, "id_quantity")
-    quantity.clear()
-    quantity.send_keys(str(seats))
+    assert field_text(admin, "counted_by").startswith(
+        "Counted by track_quantity(saas.Member, metric='seats')"
+    )
+    assert admin.find_element(By.ID, "id_quantity").get_attribute("disabled")
+    customer = field_text(admin, "customer_id")
+    before = counted_seats(admin)
+
+    admin.get(f"{example_site.url}/admin/saas/workspace/")
+    usage = admin.find_element(
+        By.CSS_SELECTOR, f"a[title='Usage of {customer} this billing period']"
+    )
+    follow(admin, usage.find_element(By.XPATH, "./ancestor::tr//th/a"))
+    rows = admin.find_element(By.ID, "id_members-TOTAL_FORMS").get_attribute("value")
+    admin.find_element(By.CSS_SELECTOR, "#members-group .add-row a").click()
+    admin.find_element(By.ID, f"id_members-{rows}-email").send_keys("grace@example.com")
     save(admin, "_continue")
 
+    open_first_result(admin, f"{admin_url}/subscriptionitemlink/", item["id"])
+    seats = counted_seats(admin)
+    assert seats == before + 1
     WebDriverWait(admin, PUSH_TIMEOUT, poll_frequency=0.2).until(
         lambda _: stripe.subscription_item(item["id"])["quantity"] == seats
     )

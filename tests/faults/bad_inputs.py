@@ -336,6 +336,17 @@ def seats_on_a_metered_item(scene: Scene) -> SubscriptionItemLink:
     return link_seats(scene, subscription["items"]["data"][0]["id"])
 
 
+def edit_a_counted_quantity(scene: Scene) -> list[str]:
+    """Staff edit seats that a ``track_quantity`` tracker counts."""
+    billflow_usage.track_quantity(
+        "testapp.Member",
+        metric="seats",
+        customer="tests.tracking.helpers.workspace_customer",
+        quantity="tests.tracking.helpers.active_members",
+    )
+    return scene.post_quantity(scene.seat_link, "9")
+
+
 def send_elsewhere_first(scene: Scene) -> UsageEvent:
     """Another system already sent an event under this identifier."""
     client = stripe.StripeClient("sk_test_another_system", base_addresses={"api": scene.fake.url})
@@ -748,10 +759,19 @@ CASES = [
         lambda s: s.post_quantity(s.metered_link, "4"),
     ),
     BadInput(
+        "admin-quantity-tracker-owned",
+        "admin",
+        "a seat quantity a `track_quantity` tracker counts",
+        FormError("is counted by track_quantity(testapp.Member, metric='seats')"),
+        edit_a_counted_quantity,
+    ),
+    BadInput(
         "admin-retry-tracker-error",
         "admin",
         "Retry on a row its tracker kept failed (`tracker_error`)",
-        Refused("Fix the cause, then record each one with record_usage(), as its error message says"),
+        Refused(
+            "Fix the cause, then record each one with record_usage(), as its error message says"
+        ),
         lambda s: s.retry(s.under_test),
         prepare=save_with_a_broken_customer,
     ),

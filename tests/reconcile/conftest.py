@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import stripe
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connection
 from django.utils import timezone
 
@@ -136,3 +137,13 @@ def before_links_are_written(action: Callable[[], object]) -> Iterator[None]:
     with connection.execute_wrapper(wrapper):
         yield
     assert fired, "no subscription item link was written"
+
+
+def sync_exit(*args: str) -> tuple[dict[str, Any], int]:
+    """Run ``billflow_sync --json --fail-on-drift``; returns (report, exit code)."""
+    out = io.StringIO()
+    try:
+        call_command("billflow_sync", "--json", "--fail-on-drift", *args, stdout=out)
+    except CommandError as exc:
+        return json.loads(out.getvalue()), exc.returncode
+    return json.loads(out.getvalue()), 0

@@ -55,9 +55,12 @@ SUMMARY_KEYS = [
     "failed_events",
     "errors",
     "drift_remaining",
+    # Added within schema version 1 (a reader of version 1 may ignore them):
+    "meters_missing",
+    "failed_billable",
 ]
 ENTRY_KEYS = {
-    "meters": ["metric", "event_name", "meter_id", "action", "applied"],
+    "meters": ["metric", "event_name", "meter_id", "action", "applied", "detail"],
     "items": [
         "customer_id",
         "metric",
@@ -103,6 +106,8 @@ ENTRY_KEYS = {
         "occurred_at",
         "code",
         "message",
+        "action",
+        "detail",
     ],
     "errors": ["step", "customer_id", "metric", "code", "message"],
 }

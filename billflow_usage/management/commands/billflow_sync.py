@@ -1,8 +1,9 @@
 """``manage.py billflow_sync``: reconcile the ledger and stored subscription items with Stripe.
 
 Exit codes: 0 done; 1 bad options or the run failed (``CommandError``); with
-``--fail-on-drift`` 3 when drift remains after the run (unrepaired metered or seat drift, or
-unbilled usage) and 4 when Stripe errors left part of it unchecked.
+``--fail-on-drift`` 3 when drift remains after the run (unrepaired metered or seat drift,
+unbilled usage, metered metrics without a Stripe meter, or failed events of subscribed
+customers) and 4 when Stripe errors left part of it unchecked.
 """
 
 from __future__ import annotations
@@ -120,8 +121,9 @@ class Command(BaseCommand):
             "--fail-on-drift",
             action=argparse.BooleanOptionalAction,
             default=False,
-            help=f"Exit {EXIT_DRIFT} when drift remains after the run, {EXIT_INCOMPLETE} when "
-            "Stripe errors left part of it unchecked.",
+            help=f"Exit {EXIT_DRIFT} when drift remains after the run (unrepaired drift, "
+            "unbilled usage, missing meters, failed events of subscribed customers), "
+            f"{EXIT_INCOMPLETE} when Stripe errors left part of it unchecked.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
