@@ -96,7 +96,7 @@ def test_tracker_errors_are_refused_saying_to_record_them_again(client, editor, 
 
     assert (status(broken), status(failed)) == ("failed", "pending")
     assert "1 failed event(s) queued" in response.text
-    assert "1 event(s) failed in their tracker (tracker_error)" in response.text
+    assert "1 event(s) failed in their tracker (tracker_error, unknown_metric)" in response.text
     assert "record each one with record_usage(), as its error message says" in response.text
     assert not LogEntry.objects.filter(object_id=str(broken.pk)).exists()
 

@@ -42,6 +42,6 @@ def test_retry_leaves_it_failed(client, editor, orphan):
         follow=True,
     )
 
-    assert "1 event(s) were not failed (or have no metric)" in response.text
+    assert "1 event(s) failed in their tracker (tracker_error, unknown_metric)" in response.text
     orphan.refresh_from_db()
     assert orphan.status == UsageEvent.Status.FAILED

@@ -74,20 +74,6 @@ def test_each_request_sets_the_whole_second_it_falls_in(
     assert fake_stripe.request_count(f"/v1/subscription_items/{item_id}/usage_records") == 2
 
 
-def test_a_negative_correction_fails_before_sending_saying_what_to_do(
-    fake_stripe: FakeStripe, storage: Metric, customer: str, item_id: str
-) -> None:
-    link(storage, customer, item_id)
-    event = billflow_usage.record_usage("storage_gb", customer, -2)
-
-    assert deliver_pending().failed == 1
-
-    event.refresh_from_db()
-    assert event.last_error_code == "usage_record_negative"
-    assert "credit note" in event.last_error_message
-    assert fake_stripe.request_count("/v1/subscription_items") == 0
-
-
 def test_without_a_stored_item_events_wait_with_a_clear_error(
     fake_stripe: FakeStripe, storage: Metric, customer: str, item_id: str
 ) -> None:

@@ -104,6 +104,7 @@ def test_a_negative_row_recorded_before_switching_to_legacy_fails_without_a_requ
     correction.refresh_from_db()
     assert (correction.status, correction.last_error_code) == ("failed", "usage_record_negative")
     assert "Legacy usage records can't be negative" in correction.last_error_message
+    assert "credit note" in correction.last_error_message
     assert fake_stripe.request_count(USAGE_RECORDS) == 0
 
 

@@ -51,7 +51,9 @@ def prices(account: Account, default_registry: Any) -> dict[str, str]:
 @st.composite
 def drift(draw: st.DrawFn) -> dict[str, Any]:
     formula = draw(st.sampled_from(FORMULAS))
-    values = draw(st.lists(st.integers(1, 1000), min_size=1, max_size=4))
+    # A count meter takes one event at a time: value 1.
+    value = st.just(1) if formula == "count" else st.integers(1, 1000)
+    values = draw(st.lists(value, min_size=1, max_size=4))
     return {
         "formula": formula,
         "values": values,
