@@ -294,3 +294,21 @@ def test_concurrent_requests_for_one_customer_are_counted(fake: FakeStripe, cust
     assert not slow.is_alive()
     assert fake.max_concurrency_per_customer_meter[key] == 2
     assert fake.meter_event_total("api_calls", customer) == 2
+
+
+@pytest.mark.usefixtures("meter")
+def test_events_from_elsewhere_are_made_and_cancelled_without_http_or_faults(
+    fake: FakeStripe, customer: str
+) -> None:
+    fake.faults.add("outage")
+
+    made = fake.record_meter_event("api_calls", customer, 7, identifier="other-app-1")
+    fake.record_meter_event("api_calls", customer, 2)
+    assert fake.meter_event_total("api_calls", customer) == 9
+    fake.cancel_meter_event("api_calls", "other-app-1")
+
+    assert made["identifier"] == "other-app-1"
+    assert fake.meter_event_total("api_calls", customer) == 2
+    assert fake.request_log == []
+    with pytest.raises(Exception, match="already exists with identifier other-app-1"):
+        fake.record_meter_event("api_calls", customer, 1, identifier="other-app-1")

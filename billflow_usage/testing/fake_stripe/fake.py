@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import catalog, meters, subscriptions, usage_records
+from . import catalog, meter_events, meters, subscriptions, usage_records
 from .clock import Clock
 from .control import Control, forget_sessions, summary
 from .dispatch import Dispatcher, encode
@@ -175,6 +175,34 @@ class FakeStripe:
         item: JSON = {"price": price, "quantity": quantity}
         return self._call(
             subscriptions.create_subscription, {"customer": customer, "items": [item]}
+        )
+
+    def record_meter_event(
+        self,
+        event_name: str,
+        customer: str,
+        value: int = 1,
+        *,
+        identifier: str | None = None,
+        timestamp: int | None = None,
+    ) -> JSON:
+        """A meter event as if some other client had sent it (Stripe's rules apply; faults
+        don't): usage the ledger never recorded, to test reconciliation."""
+        return self._call(
+            meter_events.create_v1,
+            {
+                "event_name": event_name,
+                "payload": {"stripe_customer_id": customer, "value": str(value)},
+                "identifier": identifier,
+                "timestamp": timestamp,
+            },
+        )
+
+    def cancel_meter_event(self, event_name: str, identifier: str) -> JSON:
+        """Cancel an accepted event as if some other client had (within Stripe's 24 hours)."""
+        return self._call(
+            meter_events.cancel_v1,
+            {"event_name": event_name, "type": "cancel", "cancel": {"identifier": identifier}},
         )
 
     # -- inspection --------------------------------------------------------------------------
