@@ -142,3 +142,16 @@ def test_200_quantity_updates_per_hour_per_subscription(
     client.v1.subscription_items.update(item, {"quantity": 500})
     assert fake.subscription_item(item)["quantity"] == 500
     assert len(fake.quantity_updates) == 202
+
+
+def test_a_subscription_cancelled_from_elsewhere_lists_as_canceled(
+    fake: FakeStripe, client: stripe.StripeClient
+) -> None:
+    customer = str(fake.create_customer()["id"])
+    price = fake.create_price()["id"]
+    subscription = fake.create_subscription(customer, price, quantity=2)
+
+    fake.cancel_subscription(subscription["id"])
+
+    assert client.v1.subscriptions.retrieve(subscription["id"]).status == "canceled"
+    assert list(client.v1.subscriptions.list({"customer": customer}).data) == []

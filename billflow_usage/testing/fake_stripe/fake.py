@@ -198,6 +198,10 @@ class FakeStripe:
             },
         )
 
+    def cancel_subscription(self, subscription_id: str) -> JSON:
+        """Cancel a subscription at once, as the Dashboard or another client would."""
+        return self._call(lambda s, _: subscriptions.cancel_subscription(s, subscription_id), {})
+
     def cancel_meter_event(self, event_name: str, identifier: str) -> JSON:
         """Cancel an accepted event as if some other client had (within Stripe's 24 hours)."""
         return self._call(
