@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,6 +22,11 @@ DELETE = "delete"
 ACTIONS = (CREATE, UPDATE, DELETE)
 
 
+def new_serial() -> str:
+    """A change's serial: random, so no two changes share one."""
+    return secrets.token_hex(16)
+
+
 @dataclass(frozen=True)
 class Change:
     """One save or delete of a tracked object, as every tracker of its model sees it."""
@@ -35,6 +41,10 @@ class Change:
     loaded: Mapping[str, Any] = field(default_factory=dict)
     #: ``save(update_fields=...)``: only these fields were written.
     update_fields: frozenset[str] | None = None
+    #: Drawn once per change: tracker identifiers hash it, so the same change seen twice maps
+    #: to one identifier while two changes never share one, even in the same microsecond
+    #: (a frozen clock in a host's tests, a coarse one).
+    serial: str = field(default_factory=lambda: new_serial())
 
     @property
     def created(self) -> bool:

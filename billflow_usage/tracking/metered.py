@@ -27,7 +27,7 @@ from billflow_usage.ledger import (
     store_event,
 )
 from billflow_usage.models import Metric, UsageEvent
-from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, UPDATE, Change, Tracker
+from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.identifiers import tracker_identifier
 from billflow_usage.tracking.resolvers import Resolver
@@ -65,27 +65,26 @@ class _Attempt:
 class MeteredTracker(Tracker):
     """Records usage of a metered metric when objects of a model are saved or deleted.
 
-    Identifiers are derived, never random, so a change seen twice (the one-by-one fallback of
-    a bulk creation, a retried dispatch) is recorded once, and they are unique per change and
-    per installation, so a new change never takes the identifier of another. Each hashes the
-    installation's namespace, the metric, the model, the key (the object's pk, or what
-    ``identifier(instance)`` returns), the action, a version and the customer (resolved
-    first). The version is the moment the change was seen (one value for all trackers of a
-    save, and for ``bulk_create_with_usage()`` and its one-by-one fallback), and:
+    Identifiers are derived from the change they record, so a change seen twice (the
+    one-by-one fallback of a bulk creation, a retried dispatch) is recorded once, and they are
+    unique per change and per installation, so a new change never takes the identifier of
+    another. Each hashes the installation's namespace, the metric, the model, the key (the
+    object's pk, or what ``identifier(instance)`` returns), the action, the change's serial
+    (drawn once per save or delete, shared by all trackers of it, and by
+    ``bulk_create_with_usage()`` and its one-by-one fallback) and the customer (resolved
+    first). So:
 
-    - create: only the moment. Saving an object again is an update, so its creation is never
-      recorded twice; a primary key that comes back (a restored row, a natural or explicit
-      key) is a new creation, billed again. With ``identifier=``, the creation uses the
-      returned string as it is, so usage the host recorded by hand under that key is not
-      recorded again; like any caller's identifier it can't use a reserved prefix.
-    - delete: only the moment.
-    - update: the moment and the value recorded. Updates have no sequence number to count
-      from without reading the ledger on every save; the moment tells two updates apart, and
-      the value keeps two different changes apart even within one microsecond.
-    - reversal (``reverse_on_delete``): the moment, with one event per customer whose usage it
-      offsets. Only sum meters can be offset by a negative event: on count and last meters
-      (and with legacy usage records, which can't be negative) a reversal cancels what is
-      certainly unsent and logs a warning naming the rest, which stays billed.
+    - create: saving an object again is an update, so its creation is never recorded twice;
+      a primary key that comes back (a restored row, a natural or explicit key) is a new
+      creation, billed again. With ``identifier=``, the creation uses the returned string as
+      it is, so usage the host recorded by hand under that key is not recorded again; like
+      any caller's identifier it can't use a reserved prefix.
+    - update and delete: each save or delete is its own event, even two within one
+      microsecond (a frozen clock in tests, a coarse one).
+    - reversal (``reverse_on_delete``): one event per customer whose usage it offsets. Only
+      sum meters can be offset by a negative event: on count and last meters (and with
+      legacy usage records, which can't be negative) a reversal cancels what is certainly
+      unsent and logs a warning naming the rest, which stays billed.
 
     A second tracker of the same model and metric adds its slot (its place in declaration
     order) to the version, so both are recorded.
@@ -226,7 +225,7 @@ class MeteredTracker(Tracker):
             )
             return None
         resolved = attempt.customer = resolve_customer(customer)
-        identifier = attempt.identifier = self._identifier(change, value, resolved.id)
+        identifier = attempt.identifier = self._identifier(change, resolved.id)
         return value, resolved, identifier
 
     def _record(self, change: Change, attempt: _Attempt, keep: Callable[[Exception], None]) -> None:
@@ -278,21 +277,17 @@ class MeteredTracker(Tracker):
         """What ``identifier(instance)`` returns; None without one (the pk is used then)."""
         return None if self.identifier is None else self.identifier(instance)
 
-    def _identifier(self, change: Change, value: Any, customer_id: str) -> str:
+    def _identifier(self, change: Change, customer_id: str) -> str:
         instance = change.instance
         own = self._own_key(instance)
         if own is not None and change.action == CREATE:
             return str(own)
-        version = change.moment.isoformat()
-        if change.action == UPDATE:
-            version = f"{version}:{value}"
-        return self._hash(instance, own, change.action, version, customer_id)
+        return self._hash(instance, own, change.action, change.serial, customer_id)
 
     def _hash(
-        self, instance: models.Model, own: Any, action: str, version: str, customer_id: str
+        self, instance: models.Model, own: Any, action: str, serial: str, customer_id: str
     ) -> str:
-        if self.slot:
-            version = f"{version}#{self.slot}"
+        version = f"{serial}#{self.slot}" if self.slot else serial
         key = instance.pk if own is None else own
         label = instance._meta.label_lower
         return tracker_identifier(
@@ -335,7 +330,6 @@ class MeteredTracker(Tracker):
             .values_list("customer_id", "net")
         )
         own = self._own_key(instance)
-        version = change.moment.isoformat()
         for customer_id, net in net_by_customer:
             if net:
                 record_usage(
@@ -343,7 +337,7 @@ class MeteredTracker(Tracker):
                     customer_id,
                     -net,
                     timestamp=change.moment,
-                    identifier=self._hash(instance, own, "reverse", version, customer_id),
+                    identifier=self._hash(instance, own, "reverse", change.serial, customer_id),
                     source=instance,
                 )
 

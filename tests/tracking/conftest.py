@@ -1,6 +1,8 @@
+import itertools
+
 import pytest
 
-from billflow_usage.tracking import metric_cache
+from billflow_usage.tracking import base, metric_cache
 from billflow_usage.tracking.registry import TrackerRegistry
 from tests.delivery.conftest import api_calls, configure, customer  # noqa: F401 (fixtures)
 from tests.factories import LicensedMetricFactory, MetricFactory, WorkspaceFactory
@@ -12,6 +14,14 @@ def _fresh_metric_cache():
     metric_cache.clear()
     yield
     metric_cache.clear()
+
+
+@pytest.fixture
+def serials(monkeypatch):
+    """Changes numbered "serial-1", "serial-2"... in the order the registry sees them, so a
+    test can name the identifier a change gets."""
+    counter = itertools.count(1)
+    monkeypatch.setattr(base, "new_serial", lambda: f"serial-{next(counter)}")
 
 
 @pytest.fixture

@@ -39,7 +39,7 @@ def bulk_calls(monkeypatch):
     return calls
 
 
-def test_creations_are_recorded_in_one_bulk_call(tracked, workspace, bulk_calls):
+def test_creations_are_recorded_in_one_bulk_call(tracked, workspace, bulk_calls, serials):
     created = billflow_usage.bulk_create_with_usage(
         Order, [Order(workspace=workspace, quantity=n) for n in (1, 2, 3)]
     )
@@ -47,24 +47,27 @@ def test_creations_are_recorded_in_one_bulk_call(tracked, workspace, bulk_calls)
     assert bulk_calls == [6]
     assert sorted(values()) == [1, 1, 1, 1, 2, 3]
     by_identifier = {e.identifier: e for e in ledger()}
-    moment = ledger()[0].occurred_at.isoformat()  # one for the whole bulk creation
-    for order in created:
+    for number, order in enumerate(created, start=1):  # one change per object
         expected = tracker_identifier(
-            "orders", "testapp.order", order.pk, "create", moment, workspace.stripe_customer_id
+            "orders",
+            "testapp.order",
+            order.pk,
+            "create",
+            f"serial-{number}",
+            workspace.stripe_customer_id,
         )
         assert by_identifier[expected].source == order
 
 
-def test_the_identifiers_match_the_post_save_path(tracked, workspace):
+def test_the_identifiers_are_made_as_the_post_save_path_makes_them(tracked, workspace, serials):
     [bulk] = billflow_usage.bulk_create_with_usage(Order, [Order(workspace=workspace)])
     single = Order.objects.create(workspace=workspace)
 
-    for order in (bulk, single):
+    for order, serial in ((bulk, "serial-1"), (single, "serial-2")):
         for key in ("orders", "units"):
             event = UsageEvent.objects.get(source_object_id=str(order.pk), metric__key=key)
-            moment = event.occurred_at.isoformat()
             assert event.identifier == tracker_identifier(
-                key, "testapp.order", order.pk, "create", moment, workspace.stripe_customer_id
+                key, "testapp.order", order.pk, "create", serial, workspace.stripe_customer_id
             )
 
 

@@ -4,6 +4,7 @@ key that comes back is billed again, and two databases on one Stripe account nev
 from __future__ import annotations
 
 import pytest
+import time_machine
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.utils import timezone
@@ -90,15 +91,20 @@ def test_the_same_change_seen_twice_is_recorded_once(
         tracker.handle(change)
         tracker.handle(change)
 
+        event = UsageEvent.objects.latest("pk")
+        assert event.identifier == tracker_identifier(
+            "orders", "testapp.order", order.pk, action, change.serial, event.customer_id
+        )
     assert UsageEvent.objects.count() == 2
 
 
 @pytest.mark.django_db
+@pytest.mark.usefixtures("serials")
 def test_the_bulk_fallback_records_under_the_bulk_identifiers(
     default_registry: TrackerRegistry, orders: Metric
 ) -> None:
     """One object fails, so each goes through its tracker one by one: the others are recorded
-    under the identifiers the bulk path gave them (one moment for the whole creation)."""
+    under the identifiers the bulk path gave them (one change, one serial, per object)."""
     good, bad = WorkspaceFactory(), WorkspaceFactory(stripe_customer_id="broken")
     billflow_usage.track(Order, metric="orders", customer=workspace_customer)
 
@@ -107,15 +113,29 @@ def test_the_bulk_fallback_records_under_the_bulk_identifiers(
     )
 
     recorded = UsageEvent.objects.filter(status="pending").order_by("pk")
-    [moment] = {event.occurred_at for event in recorded}
     assert [event.identifier for event in recorded] == [
         tracker_identifier(
-            "orders",
-            "testapp.order",
-            order.pk,
-            "create",
-            moment.isoformat(),
-            good.stripe_customer_id,
+            "orders", "testapp.order", order.pk, "create", serial, good.stripe_customer_id
         )
-        for order in created[:2]
+        for order, serial in zip(created[:2], ("serial-1", "serial-2"), strict=True)
     ]
+
+
+@pytest.mark.django_db
+def test_two_changes_in_one_instant_are_two_events(
+    tracker_registry: TrackerRegistry, orders: Metric
+) -> None:
+    """Under a frozen clock (a host's tests) or a coarse one, two updates that record the same
+    value in the same microsecond are still two changes. Found by the model-based test."""
+    tracker_registry.track(
+        Order, metric="orders", customer=workspace_customer, on=("create", "update")
+    )
+    order = OrderFactory()
+    with time_machine.travel(timezone.now(), tick=False):
+        for quantity in (2, 3):
+            order.quantity = quantity
+            order.save()
+        Order.objects.filter(pk=order.pk).delete()
+        OrderFactory(pk=order.pk, workspace=order.workspace)  # the same pk, the same instant
+
+    assert list(UsageEvent.objects.values_list("value", "status")) == [(1, "pending")] * 4
