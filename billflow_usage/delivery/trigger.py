@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.utils.module_loading import import_string
 
+from billflow_usage import commit_hooks
 from billflow_usage.backends import get_backend
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.engine import deliver_pending
@@ -68,7 +69,7 @@ def schedule_delivery(
     mode = billflow_settings.DELIVERY
     if mode not in ("on_commit", "celery"):
         return
-    callback = _pending_callback(using)
+    callback = commit_hooks.pending_callback(transaction.get_connection(using), AfterCommit)
     if callback is None:
         callback = AfterCommit(mode)
         callback.event_ids.update(event_ids)
@@ -77,18 +78,6 @@ def schedule_delivery(
     else:
         callback.event_ids.update(event_ids)
         callback.link_ids.update(link_ids)
-
-
-def _pending_callback(using: str) -> AfterCommit | None:
-    """This transaction's callback, if one is registered already (none after a rollback:
-    Django drops the callbacks of a rolled-back transaction or savepoint)."""
-    connection = transaction.get_connection(using)
-    if not connection.in_atomic_block:
-        return None
-    for entry in connection.run_on_commit:
-        if isinstance(entry[1], AfterCommit):
-            return entry[1]
-    return None
 
 
 def _is_stripe() -> bool:

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from django.db import transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from billflow_usage import commit_hooks
+
 T = TypeVar("T")
 
 #: Set while a guard opens its savepoint, so the SAVEPOINT statement itself (which passes
@@ -67,7 +69,7 @@ class LazySavepoint:
         self.ran_sql = False
         self.sid: str | None = None
         self._needs_rollback = connection.needs_rollback
-        self._callbacks = len(connection.run_on_commit)
+        self._callbacks = commit_hooks.mark(connection)
 
     def __call__(
         self,
@@ -100,4 +102,4 @@ class LazySavepoint:
         if self.sid is not None:
             transaction.savepoint_rollback(self.sid, using=using)
             transaction.savepoint_commit(self.sid, using=using)
-        del self.connection.run_on_commit[self._callbacks :]
+        commit_hooks.drop_since(self.connection, self._callbacks)

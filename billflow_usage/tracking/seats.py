@@ -18,6 +18,7 @@ from weakref import WeakKeyDictionary
 
 from django.db import IntegrityError, router, transaction
 
+from billflow_usage import commit_hooks
 from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import ResolvedCustomer, resolve_customer
 from billflow_usage.ledger import set_quantity
@@ -130,7 +131,13 @@ def _mark_dirty(tracker: QuantityTracker, metric: Metric, customer: ResolvedCust
     using = tracker.db
     connection = transaction.get_connection(using)
     pending = _pending.get(connection)
-    new = pending is None or pending.flushed or not _is_scheduled(connection, pending.flush)
+    new = (
+        pending is None
+        or pending.flushed
+        # Rolling back a savepoint drops the callbacks registered inside it (the changes
+        # made there are gone too): the next change must schedule a new flush.
+        or not commit_hooks.is_pending(connection, pending.flush)
+    )
     if pending is None or new:
         pending = _pending[connection] = _Pending()
     key = (metric.key, customer.id)
@@ -140,15 +147,6 @@ def _mark_dirty(tracker: QuantityTracker, metric: Metric, customer: ResolvedCust
     if new:
         # After the flag: outside any transaction on_commit runs at once.
         transaction.on_commit(pending.flush, using=using, robust=True)
-
-
-def _is_scheduled(connection: Any, callback: object) -> bool:
-    """Whether ``callback`` still waits for the commit.
-
-    Rolling back a savepoint drops the callbacks registered inside it (the transaction's
-    changes made there are gone too), and then the next change must schedule a new flush.
-    """
-    return any(func == callback for _, func, _ in connection.run_on_commit)
 
 
 def _flag_stale(metric: Metric, customer: ResolvedCustomer, using: str) -> None:
