@@ -24,7 +24,7 @@ def test_entries_are_what_the_module_reads() -> None:
     with transaction.atomic():
         transaction.on_commit(noop, robust=True)
         [entry] = connection.run_on_commit
-        savepoints, callback, robust = entry  # Django's shape: three items
+        _savepoints, callback, robust = entry  # Django's shape: three items
         assert (callback, robust) == (noop, True)
         assert list(commit_hooks.callbacks(connection)) == [noop]
 
