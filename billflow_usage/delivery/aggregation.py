@@ -5,7 +5,9 @@ Groups are formed inside the claim's transaction: the group rows, each with an i
 derived from its members' identifiers, are created, and the same UPDATE that claims the
 members points them at their group, so both commit before anything is sent. A worker that
 crashes after that leaves the members pending with their group; whoever claims them next
-sends the group again under the same identifier, which Stripe deduplicates.
+sends the group again under the same identifier, which Stripe deduplicates. A row Stripe may
+hold already under its own identifier (attempted, or claimed by a worker that died) is never
+grouped: it keeps being sent under its own identifier.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ def form_groups(
     events: Sequence[ClaimedEvent], metrics: Mapping[int, Metric], *, window: float, using: str
 ) -> Formed:
     """Create a group for each (customer, sum metric, window) holding two or more ungrouped
-    events; the caller points the members at it."""
+    events Stripe can't hold yet (never attempted, never claimed before); the caller points
+    the members at it."""
     buckets: defaultdict[tuple[str, int, int], list[ClaimedEvent]] = defaultdict(list)
     summed = {pk for pk, metric in metrics.items() if metric.aggregation == Metric.Aggregation.SUM}
     for event in events:
-        if event.group_id is None and event.metric_id in summed:
+        if event.group_id is None and not event.maybe_in_stripe and event.metric_id in summed:
             bucket = int(event.occurred_at.timestamp() // window)
             buckets[(event.customer_id, event.metric_id, bucket)].append(event)
     formed: Formed = []

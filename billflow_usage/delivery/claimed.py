@@ -19,6 +19,7 @@ CLAIMED_FIELDS = (
     "identifier",
     "attempts",
     "group_id",
+    "claimed_until",
 )
 
 
@@ -34,6 +35,15 @@ class ClaimedEvent:
     identifier: str
     attempts: int
     group_id: int | None
+    #: Set when an earlier claim held the row (its worker died, or stalled past its lease).
+    claimed_until: datetime | None
+
+    @property
+    def maybe_in_stripe(self) -> bool:
+        """Whether Stripe may already hold the row under its own identifier: it was attempted,
+        or claimed by a worker that never marked it. Such a row is never aggregated, or it
+        would be billed twice (under its identifier and its group's)."""
+        return self.attempts > 0 or self.claimed_until is not None
 
 
 @dataclass

@@ -9,6 +9,8 @@ import pytest
 from django.utils import timezone
 
 import billflow_usage
+from billflow_usage.backends import get_backend
+from billflow_usage.backends.base import MeterEvent
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.delivery.aggregation import group_identifier
 from billflow_usage.delivery.claim import claim_events
@@ -163,3 +165,48 @@ def test_a_backlog_larger_than_a_batch_is_split(
 
     assert [e["value"] for e in fake_stripe.meter_events("api_calls", customer)] == [4, 4, 2]
     assert DeliveryGroup.objects.count() == 3
+
+
+def test_a_row_stripe_may_hold_already_is_never_aggregated(
+    configure: Configure, fake_stripe: FakeStripe, api_calls: Metric, customer: str
+) -> None:
+    """Its answer was lost after Stripe stored it (or aggregation was switched on since):
+    grouped with a later row, it would be billed twice, under its own identifier and the
+    group's. Found by the model-based test."""
+    configure(AGGREGATION_WINDOW=0)
+    at = in_closed_window()
+    record(customer, [35], at)
+    fake_stripe.faults.add("drop_after_processing", times=1)
+    assert deliver_pending().retried == 1
+    configure(AGGREGATION_WINDOW=WINDOW)
+    record(customer, [1], at + timedelta(seconds=5))
+    make_due()
+
+    deliver_pending()
+
+    assert fake_stripe.meter_event_total("api_calls", customer) == 36
+    assert not DeliveryGroup.objects.exists()
+    assert set(UsageEvent.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_a_row_a_dead_worker_may_have_sent_is_never_aggregated(
+    fake_stripe: FakeStripe, api_calls: Metric, customer: str
+) -> None:
+    """Claimed and sent, then the worker died before marking it: no attempt is counted, but
+    Stripe holds it under its own identifier."""
+    at = in_closed_window()
+    [first] = record(customer, [35], at)
+    held = claim_events(using="default", now=timezone.now(), batch_size=10, lease=1)
+    assert [e.pk for e in held.events] == [first.pk]
+    backend = get_backend()
+    backend.send_meter_events(
+        [MeterEvent(first.identifier, "api_calls", customer, 35, first.occurred_at)]
+    )
+    backend.close()
+    expire_claims()
+    record(customer, [1], at + timedelta(seconds=5))
+
+    deliver_pending()
+
+    assert fake_stripe.meter_event_total("api_calls", customer) == 36
+    assert set(UsageEvent.objects.values_list("status", flat=True)) == {"sent"}
