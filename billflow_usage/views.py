@@ -62,12 +62,12 @@ def meter_error_webhook(request: HttpRequest) -> HttpResponse:
     try:
         body = json.loads(payload)
         notice = parse_notice(body)
+        if not notice.is_meter_error:
+            return JsonResponse({"marked": 0, "ignored": True})
         report = None if notice.data is None else parse_report(body)
     except ValueError as exc:  # MalformedEvent, or not JSON
         problem = str(exc) if isinstance(exc, MalformedEvent) else "the body is not JSON"
         return _refuse(f"Malformed meter error event: {problem}.")
-    if not notice.is_meter_error:
-        return JsonResponse({"marked": 0, "ignored": True})
     if already_applied(notice.id):
         return _already_applied(notice)
     if report is None:

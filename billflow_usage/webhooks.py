@@ -101,7 +101,10 @@ def mark_meter_errors(event: Mapping[str, Any]) -> int:
     """
     if event.get("type") not in METER_ERROR_EVENTS:
         return 0
-    return _mark(parse_report(event), router.db_for_write(UsageEvent))
+    report = parse_report(event)
+    using = router.db_for_write(UsageEvent)
+    with transaction.atomic(using=using):
+        return _mark(report, using)
 
 
 def already_applied(event_id: str) -> bool:
@@ -129,7 +132,8 @@ def apply_once(report: ErrorReport) -> int | None:
 
 
 def _mark(report: ErrorReport, using: str) -> int:
-    """Fail the named rows Stripe's refusal still applies to (see :func:`_still_refused`)."""
+    """Fail the named rows Stripe's refusal still applies to (see :func:`_still_refused`);
+    inside the caller's transaction."""
     if not report.errors:
         return 0
     by_error: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
@@ -138,19 +142,17 @@ def _mark(report: ErrorReport, using: str) -> int:
     created = report.event.created
     rows = UsageEvent.objects.using(using)
     changed = 0
-    with transaction.atomic(using=using):
-        for (code, message), identifiers in by_error.items():
-            changed += rows.filter(_named(identifiers), _still_refused(created)).update(
-                status=UsageEvent.Status.FAILED, last_error_code=code, last_error_message=message
-            )
-        named = list(report.errors)
-        # A group is failed once none of its rows is sent or pending any more.
-        DeliveryGroup.objects.using(using).filter(identifier__in=named).exclude(
-            events__status__in=[UsageEvent.Status.SENT, UsageEvent.Status.PENDING]
-        ).update(status=DeliveryGroup.Status.FAILED)
-        left = rows.filter(
-            _named(named), status__in=[UsageEvent.Status.SENT, UsageEvent.Status.PENDING]
-        ).count()
+    for (code, message), identifiers in by_error.items():
+        changed += rows.filter(_named(identifiers), _still_refused(created)).update(
+            status=UsageEvent.Status.FAILED, last_error_code=code, last_error_message=message
+        )
+    named = list(report.errors)
+    live = [UsageEvent.Status.SENT, UsageEvent.Status.PENDING]
+    # A group is failed once none of its rows is sent or pending any more.
+    DeliveryGroup.objects.using(using).filter(identifier__in=named).exclude(
+        events__status__in=live
+    ).update(status=DeliveryGroup.Status.FAILED)
+    left = rows.filter(_named(named), status__in=live).count()
     if changed:
         logger.warning(
             "billflow_usage: %d event(s) marked failed by meter error report %s",

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+import billflow_usage
+from billflow_usage.delivery import deliver_pending
 from billflow_usage.delivery.claim import claim_events
-from billflow_usage.models import UsageEvent
+from billflow_usage.models import DeliveryGroup, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
 from tests.security.webhook_scene import YEAR, Scene
 
@@ -134,3 +136,35 @@ def test_a_row_a_worker_is_sending_is_left_to_it(scene: Scene) -> None:
 
     row.refresh_from_db()
     assert (row.status, row.claim_token) == (UsageEvent.Status.PENDING, held.token)
+
+
+def test_aggregated_rows_go_with_their_group(scene: Scene) -> None:
+    """Stripe names a delivery group by its identifier: all its rows fail with it, and a
+    group sent again after the event stays sent whole."""
+    scene.configure(AGGREGATION_WINDOW=3600)
+    hour_ago = timezone.now() - timedelta(hours=1)
+
+    def record(customer: str) -> list[UsageEvent]:
+        return [
+            billflow_usage.record_usage("api_calls", customer, v, timestamp=hour_ago)
+            for v in (1, 2)
+        ]
+
+    refused = record("cus_grouped1")
+    deliver_pending()
+    scene.fake.faults.add("drop_after_processing", route="/v2/billing/meter_event_stream")
+    resent = record("cus_grouped2")
+    deliver_pending()
+    scene.fake.faults.clear()
+    delivery = scene.report()
+    scene.resend_when_due(resent[0])
+
+    assert scene.post(delivery).json() == {"marked": 2}
+
+    rows = UsageEvent.objects.select_related("group").in_bulk([r.pk for r in refused + resent])
+    assert {(rows[r.pk].status, rows[r.pk].group.status) for r in refused} == {
+        (UsageEvent.Status.FAILED, DeliveryGroup.Status.FAILED)
+    }
+    assert {(rows[r.pk].status, rows[r.pk].group.status) for r in resent} == {
+        (UsageEvent.Status.SENT, DeliveryGroup.Status.SENT)
+    }

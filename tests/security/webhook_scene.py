@@ -98,9 +98,13 @@ class Scene:
         assert row.status == UsageEvent.Status.SENT
 
     def resend_when_due(self, row: UsageEvent) -> None:
-        """The pending row's retry, once its customer exists: Stripe takes it."""
+        """The pending row's retry (its group's, if any), once its customer exists: Stripe
+        takes it."""
         self.fake.create_customer(id=row.customer_id)
-        UsageEvent.objects.filter(pk=row.pk).update(next_attempt_at=timezone.now())
+        together = UsageEvent.objects.filter(pk=row.pk)
+        if row.group_id is not None:
+            together = UsageEvent.objects.filter(group_id=row.group_id)
+        together.update(next_attempt_at=timezone.now())
         deliver_pending()
         row.refresh_from_db()
         assert row.status == UsageEvent.Status.SENT
