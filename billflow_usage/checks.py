@@ -84,6 +84,10 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a number of seconds, or None to always ask Stripe",
     ),
     "METER_WEBHOOK_SECRET": (_optional_prefixed("whsec_"), "a signing secret 'whsec_...' or None"),
+    "METER_WEBHOOK_TOLERANCE": (
+        _positive_number,
+        "a number of seconds greater than 0 (Stripe's libraries use 300)",
+    ),
 }
 
 

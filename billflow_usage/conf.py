@@ -64,6 +64,9 @@ DEFAULTS: dict[str, Any] = {
     # The signing secret ("whsec_...") of the Event Destination that posts meter error
     # reports to billflow_usage.views.meter_error_webhook.
     "METER_WEBHOOK_SECRET": None,
+    # Seconds a meter error webhook request's signature stays valid (Stripe's libraries use
+    # 300): older requests are refused as replays, before any database or Stripe work.
+    "METER_WEBHOOK_TOLERANCE": 300,
 }
 
 

@@ -19,3 +19,8 @@ class WrongMetricKind(InvalidUsage):
 
 class IdentifierConflict(InvalidUsage):
     """The identifier is already in the ledger with other content."""
+
+
+class MalformedEvent(BillflowUsageError, ValueError):
+    """A Stripe event is not shaped like Stripe's; the message names the field. Nothing was
+    marked."""

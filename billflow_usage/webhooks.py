@@ -17,16 +17,18 @@ can be marked; ``billflow_sync`` finds the rest as drift.
 from __future__ import annotations
 
 import logging
-import re
+from collections import defaultdict
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, router, transaction
+from django.db.models import Q
 from django.utils import timezone
 
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.backends.stripe.reads import parse_subscription
-from billflow_usage.models import DeliveryGroup, Metric, UsageEvent
+from billflow_usage.meter_errors import METER_ERROR_EVENTS, ErrorReport, parse_report
+from billflow_usage.models import DeliveryGroup, Metric, ProcessedMeterErrorEvent, UsageEvent
 from billflow_usage.reconcile.items import LiveItems, match_items, refresh_links
 from billflow_usage.reconcile.report import ItemChange, Report
 
@@ -37,12 +39,8 @@ SUBSCRIPTION_EVENTS = (
     "customer.subscription.updated",
     "customer.subscription.deleted",
 )
-METER_ERROR_EVENTS = (
-    "v1.billing.meter.error_report_triggered",
-    "v1.billing.meter.no_meter_found",
-)
-#: The v1 sender's idempotency keys, ``bfu-me-<identifier>-<attempt>``.
-V1_KEY_RE = re.compile(r"^bfu-me-(?P<identifier>.+)-\d+$")
+#: Processed events forgotten at most per event recorded: pruning stays cheap, and keeps up.
+PRUNE_BATCH = 100
 
 
 def sync_subscription(data: Mapping[str, Any]) -> list[ItemChange]:
@@ -93,57 +91,106 @@ def connect_djstripe() -> None:
 
 
 def mark_meter_errors(event: Mapping[str, Any]) -> int:
-    """Mark the ledger rows a meter error event names as failed, with Stripe's code and
-    message; returns how many rows changed. Other event types are ignored (0)."""
+    """Mark the ledger rows a fetched meter error event names as failed, with Stripe's code
+    and message; returns how many rows changed. Other event types are ignored (0).
+
+    Raises :class:`~billflow_usage.exceptions.MalformedEvent` when the event is not shaped
+    like Stripe's. Calling it twice with one event is harmless (rows sent again since the
+    event was created are left alone), but the view also records the event so a replay
+    costs nothing: prefer :func:`apply_once` in a handler of your own.
+    """
     if event.get("type") not in METER_ERROR_EVENTS:
         return 0
-    data = event.get("data") or {}
-    reason = data.get("reason") or {}
-    errors: dict[str, tuple[str, str]] = {}
-    for error_type in reason.get("error_types") or ():
-        code = str(error_type.get("code") or event["type"].rsplit(".", 1)[-1])
-        for sample in error_type.get("sample_errors") or ():
-            request = sample.get("request") or {}
-            identifier = _identifier(str(request.get("identifier") or ""))
-            if identifier:
-                message = str(
-                    sample.get("error_message") or data.get("developer_message_summary") or ""
+    report = parse_report(event)
+    using = router.db_for_write(UsageEvent)
+    with transaction.atomic(using=using):
+        return _mark(report, using)
+
+
+def already_applied(event_id: str) -> bool:
+    """Whether the event was applied already (one indexed SELECT)."""
+    return ProcessedMeterErrorEvent.objects.filter(event_id=event_id).exists()
+
+
+def apply_once(report: ErrorReport) -> int | None:
+    """Record the event and mark its rows in one transaction; returns how many rows were
+    marked, or None when the event was already recorded (a concurrent delivery of it won:
+    the unique event ID decides, and nothing is marked twice)."""
+    using = router.db_for_write(UsageEvent)
+    notice = report.event
+    with transaction.atomic(using=using):
+        try:
+            with transaction.atomic(using=using):
+                ProcessedMeterErrorEvent.objects.using(using).create(
+                    event_id=notice.id, event_type=notice.type, created_at=notice.created
                 )
-                errors[identifier] = (code, redact(f"Stripe error report: {message}"))
-    if not errors:
+        except IntegrityError:
+            return None
+        marked = _mark(report, using)
+        _prune(using)
+    return marked
+
+
+def _mark(report: ErrorReport, using: str) -> int:
+    """Fail the named rows Stripe's refusal still applies to (see :func:`_still_refused`);
+    inside the caller's transaction."""
+    if not report.errors:
         return 0
+    by_error: defaultdict[tuple[str, str], list[str]] = defaultdict(list)
+    for identifier, error in report.errors.items():
+        by_error[error].append(identifier)
+    created = report.event.created
+    rows = UsageEvent.objects.using(using)
     changed = 0
-    with transaction.atomic():
-        groups = dict(
-            DeliveryGroup.objects.filter(identifier__in=list(errors)).values_list(
-                "pk", "identifier"
-            )
+    for (code, message), identifiers in by_error.items():
+        changed += rows.filter(_named(identifiers), _still_refused(created)).update(
+            status=UsageEvent.Status.FAILED, last_error_code=code, last_error_message=message
         )
-        for identifier, (code, message) in errors.items():
-            rows = UsageEvent.objects.filter(
-                status__in=[UsageEvent.Status.SENT, UsageEvent.Status.PENDING]
-            )
-            group_ids = [pk for pk, ident in groups.items() if ident == identifier]
-            if group_ids:
-                rows = rows.filter(group_id__in=group_ids)
-                DeliveryGroup.objects.filter(pk__in=group_ids).update(
-                    status=DeliveryGroup.Status.FAILED
-                )
-            else:
-                rows = rows.filter(identifier=identifier)
-            changed += rows.update(
-                status=UsageEvent.Status.FAILED,
-                last_error_code=code[:100],
-                last_error_message=message,
-                claimed_until=None,
-                claim_token=None,
-            )
+    named = list(report.errors)
+    live = [UsageEvent.Status.SENT, UsageEvent.Status.PENDING]
+    # A group is failed once none of its rows is sent or pending any more.
+    DeliveryGroup.objects.using(using).filter(identifier__in=named).exclude(
+        events__status__in=live
+    ).update(status=DeliveryGroup.Status.FAILED)
+    left = rows.filter(_named(named), status__in=live).count()
     if changed:
-        logger.warning("billflow_usage: %d event(s) marked failed by a meter error report", changed)
+        logger.warning(
+            "billflow_usage: %d event(s) marked failed by meter error report %s",
+            changed,
+            report.event.id,
+        )
+    if left:
+        logger.info(
+            "billflow_usage: %d event(s) named by meter error report %s were left alone: sent "
+            "again or being retried since it was created",
+            left,
+            report.event.id,
+        )
     return changed
 
 
-def _identifier(value: str) -> str:
-    """The meter event identifier in a sample (Stripe may give the request's idempotency key)."""
-    found = V1_KEY_RE.match(value)
-    return found.group("identifier") if found else value
+def _named(identifiers: list[str]) -> Q:
+    """Rows Stripe knows by one of ``identifiers``: their own, or their delivery group's."""
+    return Q(group__isnull=True, identifier__in=identifiers) | Q(group__identifier__in=identifiers)
+
+
+def _still_refused(created: datetime) -> Q:
+    """Rows whose last attempt is the one Stripe refused in an event created at ``created``.
+
+    A row sent at or after ``created`` was sent again and taken since (failing it would let
+    a Retry bill it twice once Stripe's 24 h of identifier deduplication are over). A pending
+    row is failed only when nothing happened to it since: no claim holds it (a worker's
+    answer decides) and its retry was due by then (a later one may have been taken, its
+    answer lost; it decides, and a new report names it if Stripe refuses it again).
+    """
+    return Q(status=UsageEvent.Status.SENT, sent_at__lt=created) | Q(
+        status=UsageEvent.Status.PENDING, claim_token__isnull=True, next_attempt_at__lte=created
+    )
+
+
+def _prune(using: str) -> None:
+    """Forget a bounded number of events older than the retention, in one DELETE."""
+    model = ProcessedMeterErrorEvent
+    cutoff = timezone.now() - model.RETENTION
+    stale = model.objects.using(using).filter(received_at__lt=cutoff).order_by("pk")
+    model.objects.using(using).filter(pk__in=stale.values("pk")[:PRUNE_BATCH]).delete()

@@ -3,6 +3,7 @@
 from billflow_usage.models.delivery_group import DeliveryGroup
 from billflow_usage.models.installation import Installation
 from billflow_usage.models.metric import Metric
+from billflow_usage.models.processed_event import ProcessedMeterErrorEvent
 from billflow_usage.models.subscription_item import SubscriptionItemLink
 from billflow_usage.models.sync_report import SyncReport
 from billflow_usage.models.usage_event import UsageEvent
@@ -11,6 +12,7 @@ __all__ = [
     "DeliveryGroup",
     "Installation",
     "Metric",
+    "ProcessedMeterErrorEvent",
     "SubscriptionItemLink",
     "SyncReport",
     "UsageEvent",

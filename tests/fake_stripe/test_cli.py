@@ -116,8 +116,8 @@ def test_loading_replaces_what_the_fake_had(
     ("content", "problem"),
     [
         ("{not json", "Expecting property name"),
-        ('{"format": 99}', "format 99, expected 2"),
-        ('{"format": 2, "customers": {}}', "KeyError('products')"),
+        ('{"format": 99}', "format 99, expected 3"),
+        ('{"format": 3, "customers": {}}', "KeyError('products')"),
         ("[]", "TypeError"),
     ],
 )

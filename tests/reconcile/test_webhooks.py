@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from django.test import Client
+from django.utils import timezone
 from djstripe.signals import WEBHOOK_SIGNALS
 
 import billflow_usage
@@ -93,6 +94,7 @@ def error_report(identifier: str, code: str = "meter_event_customer_not_found") 
         "id": "evt_test_meter_error",
         "object": "v2.core.event",
         "type": "v1.billing.meter.error_report_triggered",
+        "created": timezone.now().isoformat(),
         "data": {
             "developer_message_summary": "1 event failed",
             "reason": {
@@ -171,6 +173,7 @@ def test_a_thin_event_is_fetched_through_the_backend(account: Account, configure
             "id": "evt_thin",
             "object": "v2.core.event",
             "type": "v1.billing.meter.error_report_triggered",
+            "created": timezone.now().isoformat(),
             "related_object": {
                 "id": "mtr_123",
                 "type": "billing.meter",

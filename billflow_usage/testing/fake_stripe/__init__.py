@@ -57,6 +57,19 @@ Credentials: ``fake.keys.revoke(key)`` / ``fake.keys.restore(key)`` (a revoked k
 ``fake.forget_sessions()`` (a restarted Stripe: stream requests with an old session token get
 a 401).
 
+Meter error events: the stream accepts events that break a rule and files error reports, as
+Stripe validates asynchronously. ``fake.emit_meter_error_events("whsec_...")`` turns the
+reports filed since its last call into Stripe's thin events (one
+``v1.billing.meter.error_report_triggered`` per meter, one ``v1.billing.meter.no_meter_found``
+for names no meter counts), served in full at ``GET /v2/core/events/{id}`` for 30 days, and
+returns each as an Event Destination receives it: ``delivery.body`` with
+``delivery.headers`` (a valid ``Stripe-Signature``); ``delivery.signed(timestamp)`` signs it
+at another time, for replay tests::
+
+    for delivery in fake.emit_meter_error_events(SECRET):
+        django_client.post(url, delivery.body, content_type="application/json",
+                           headers={"Stripe-Signature": delivery.signature})
+
 Inspection: ``meter_event_total``, ``meter_events``, ``duplicate_identifier_rejections``,
 ``duplicate_identifiers_ignored``, ``error_reports``, ``subscription_item``,
 ``quantity_updates``, ``seat_rate_limit_hits``, ``usage_record_totals``, ``request_log``,
@@ -69,11 +82,14 @@ Control endpoints (no auth, never faulted): ``GET /_fake/state`` (the ``summary(
 rule object, with the fields of ``faults.add``), ``GET|POST /_fake/clock`` (POST
 ``{"advance": 3600}`` or ``{"set": 1700000000}``), ``GET|POST /_fake/keys`` (POST
 ``{"revoke": key}``, ``{"restore": key}``, ``{"deny": key, "route": "/v1/*", "method":
-"POST"}`` or ``{"allow": key}``), ``DELETE /_fake/sessions`` (forget every session).
+"POST"}`` or ``{"allow": key}``), ``DELETE /_fake/sessions`` (forget every session),
+``POST /_fake/meter_error_events`` (``{"secret": "whsec_...", "max_samples": 3}``; answers
+``{"events": [{"id", "type", "body", "signed_at", "signature"}]}``).
 """
 
+from .events import EventDelivery
 from .fake import FakeStripe
 from .faults import FaultRule, Faults
 from .state import RequestRecord
 
-__all__ = ["FakeStripe", "FaultRule", "Faults", "RequestRecord"]
+__all__ = ["EventDelivery", "FakeStripe", "FaultRule", "Faults", "RequestRecord"]

@@ -9,6 +9,7 @@ from typing import Any
 
 from .clock import Clock
 from .dispatch import encode
+from .events import deliver_errors
 from .faults import Faults
 from .idempotency import Reply
 from .keys import Keys
@@ -91,7 +92,7 @@ def faults_state(faults: Faults) -> JSON:
 
 class Control:
     """Serves ``/_fake/state``, ``/_fake/reset``, ``/_fake/faults``, ``/_fake/clock``,
-    ``/_fake/keys`` and ``/_fake/sessions``."""
+    ``/_fake/keys``, ``/_fake/sessions`` and ``/_fake/meter_error_events``."""
 
     def __init__(
         self, state: State, faults: Faults, clock: Clock, keys: Keys, reset: Callable[[], None]
@@ -141,7 +142,15 @@ class Control:
             return self.keys.summary()
         if (method, path) == ("DELETE", "/_fake/sessions"):
             return {"forgotten": forget_sessions(self.state)}
+        if (method, path) == ("POST", "/_fake/meter_error_events"):
+            return self._meter_error_events(data)
         return None
+
+    def _meter_error_events(self, data: JSON) -> JSON:
+        """``{"secret": "whsec_..." or [...], "max_samples": 3}``: the signed thin events."""
+        secrets, max_samples = data.get("secret", ""), data.get("max_samples")
+        deliveries = deliver_errors(self.state, secrets, max_samples=max_samples)
+        return {"events": [delivery.as_dict() for delivery in deliveries]}
 
     def _change_keys(self, data: JSON) -> None:
         """``{"revoke": key}``, ``{"restore": key}``, ``{"deny": key, "route": ...,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -13,6 +13,7 @@ from . import catalog, meter_events, meters, subscriptions, usage_records
 from .clock import Clock
 from .control import Control, forget_sessions, summary
 from .dispatch import Dispatcher, encode
+from .events import EventDelivery, deliver_errors
 from .faults import Faults
 from .idempotency import IdempotencyStore
 from .keys import Keys
@@ -208,6 +209,24 @@ class FakeStripe:
             meter_events.cancel_v1,
             {"event_name": event_name, "type": "cancel", "cancel": {"identifier": identifier}},
         )
+
+    # -- events, as an Event Destination receives them -------------------------------------
+
+    def emit_meter_error_events(
+        self, signing_secret: str | Sequence[str], *, max_samples: int | None = None
+    ) -> list[EventDelivery]:
+        """Stripe's asynchronous reports of the stream events refused since the last call:
+        one ``v1.billing.meter.error_report_triggered`` event per meter (and one
+        ``v1.billing.meter.no_meter_found`` for names no meter counts), retrievable at
+        ``GET /v2/core/events/{id}`` for 30 days, each returned as the signed thin event its
+        Event Destination receives.
+
+        Post ``delivery.body`` with ``delivery.headers`` to the endpoint under test;
+        ``delivery.signed(timestamp)`` signs it at another time (a replay). Several secrets
+        sign it once each, as Stripe does while a secret is rotated. ``max_samples`` caps the
+        sample errors per error code, as Stripe's reports name samples (None: all).
+        """
+        return deliver_errors(self._state, signing_secret, max_samples=max_samples)
 
     # -- inspection --------------------------------------------------------------------------
 

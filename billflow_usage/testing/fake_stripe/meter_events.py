@@ -2,7 +2,7 @@
 
 The same rules apply everywhere; only how a broken event is reported differs: the synchronous
 endpoints answer 400, the stream accepts the request and files an error report, as Stripe's
-asynchronous validation does.
+asynchronous validation does (:mod:`.events` turns the reports into Stripe's events).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import Any
 
 from . import objects, params
 from .errors import StripeError, authentication, invalid, missing_param, session_expired
+from .events import meter_of
 from .state import Key, MeterEvent, State
 
 JSON = dict[str, Any]
@@ -70,6 +71,7 @@ def stream(state: State, p: Mapping[str, Any]) -> JSON:
                 {
                     "identifier": identifier,
                     "event_name": event_name,
+                    "meter": meter_of(state, event_name),
                     "code": exc.code,
                     "message": exc.message,
                     "time": now,

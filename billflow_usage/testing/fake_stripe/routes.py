@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import catalog, meter_events, meters, subscriptions, summaries, usage_records
+from . import catalog, events, meter_events, meters, subscriptions, summaries, usage_records
 from .state import Key, State
 
 JSON = dict[str, Any]
@@ -113,6 +113,7 @@ ROUTES = [
         "/v2/billing/meter_event_adjustments",
         lambda s, c: meter_events.cancel_v2(s, c.params),
     ),
+    Route("GET", "/v2/core/events/{id}", lambda s, c: events.retrieve(s, c.args["id"])),
     Route("POST", "/v1/subscriptions", lambda s, c: subscriptions.create_subscription(s, c.params)),
     Route("GET", "/v1/subscriptions", lambda s, c: subscriptions.list_subscriptions(s, c.params)),
     Route(

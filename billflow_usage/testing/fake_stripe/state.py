@@ -18,7 +18,7 @@ from .clock import Clock
 JSON = dict[str, Any]
 Key = tuple[str, str]  # (event_name, customer)
 
-DUMP_FORMAT = 2
+DUMP_FORMAT = 3
 # What a dump keeps: Stripe's objects and what was billed. Request logs, sessions, rate-limit
 # windows and concurrency peaks describe one run of the server and start afresh.
 DUMPED_COLLECTIONS = (
@@ -30,6 +30,8 @@ DUMPED_COLLECTIONS = (
     "subscriptions",
     "items",
     "error_reports",
+    "error_reports_emitted",
+    "v2_events",
     "quantity_updates",
     "usage_records",
 )
@@ -93,6 +95,10 @@ class State:
     duplicate_identifier_rejections: int = 0
     duplicate_identifiers_ignored: int = 0
     error_reports: list[JSON] = field(default_factory=list)
+    #: How many of ``error_reports`` were turned into v2 events already.
+    error_reports_emitted: int = 0
+    #: v2 events (meter error reports) by id, as ``GET /v2/core/events/{id}`` serves them.
+    v2_events: dict[str, JSON] = field(default_factory=dict)
     sessions: dict[str, float] = field(default_factory=dict)  # token -> expires_at
     quantity_updates: list[JSON] = field(default_factory=list)
     quantity_update_times: defaultdict[str, deque[float]] = field(
