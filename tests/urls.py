@@ -1,4 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
-urlpatterns = [path("admin/", admin.site.urls)]
+from billflow_usage.views import meter_error_webhook
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("stripe/meter-errors/", meter_error_webhook),
+]

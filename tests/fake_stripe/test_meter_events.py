@@ -312,3 +312,16 @@ def test_events_from_elsewhere_are_made_and_cancelled_without_http_or_faults(
     assert fake.request_log == []
     with pytest.raises(Exception, match="already exists with identifier other-app-1"):
         fake.record_meter_event("api_calls", customer, 1, identifier="other-app-1")
+
+
+def test_a_meter_deactivated_from_elsewhere_refuses_events_until_reactivated(
+    fake: FakeStripe, client: stripe.StripeClient, customer: str, meter: dict[str, Any]
+) -> None:
+    fake.deactivate_meter(meter["id"])
+    with pytest.raises(stripe.InvalidRequestError, match="its meter is deactivated"):
+        send(client, customer, 1)
+
+    fake.reactivate_meter(meter["id"])
+    send(client, customer, 2)
+
+    assert fake.meter_event_total("api_calls", customer) == 2

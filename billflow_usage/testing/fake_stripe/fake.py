@@ -199,6 +199,14 @@ class FakeStripe:
             },
         )
 
+    def deactivate_meter(self, meter_id: str) -> JSON:
+        """Deactivate a meter, as the Dashboard would: events for its name are refused."""
+        return self._call(lambda s, _: meters.deactivate_meter(s, meter_id), {})
+
+    def reactivate_meter(self, meter_id: str) -> JSON:
+        """Reactivate a deactivated meter."""
+        return self._call(lambda s, _: meters.reactivate_meter(s, meter_id), {})
+
     def cancel_subscription(self, subscription_id: str) -> JSON:
         """Cancel a subscription at once, as the Dashboard or another client would."""
         return self._call(lambda s, _: subscriptions.cancel_subscription(s, subscription_id), {})
