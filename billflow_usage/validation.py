@@ -13,6 +13,7 @@ from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import reserved_prefix
 from billflow_usage.models import Metric
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
+from billflow_usage.redaction import described, shown
 
 #: Stripe rejects meter events timestamped further ahead than this.
 MAX_FUTURE = timedelta(minutes=5)
@@ -20,41 +21,85 @@ MAX_FUTURE = timedelta(minutes=5)
 STRIPE_HISTORY = timedelta(days=35)
 
 WHOLE_NUMBER_HINT = "pass an int, or a Decimal or float with no fractional part"
+#: ``MAX_VALUE``'s digits and bits: a number with more is too large, told without converting.
+MAX_DIGITS = len(str(MAX_VALUE))
+MAX_VALUE_BITS = MAX_VALUE.bit_length()
 
 
 def whole_number(value: Any, *, name: str = "value", minimum: int | None = None) -> int:
-    """Return ``value`` as an int, or raise InvalidUsage saying why it is not a billable one."""
+    """Return ``value`` as an int, or raise InvalidUsage saying why it is not a billable one.
+
+    The size is checked before any conversion, and only the base types' own operations run
+    (a subclass's methods, or those of an object that is no number, are never called), so
+    any value is answered at once: ``Decimal("1e1000000")`` would take minutes to convert.
+    """
     if isinstance(value, bool):
         raise InvalidUsage(
             f"{name} must be a whole number, not a bool ({value!r}); {WHOLE_NUMBER_HINT}."
         )
     if isinstance(value, int):
-        number = value
-    elif isinstance(value, float | Decimal):
-        finite = math.isfinite(value) if isinstance(value, float) else value.is_finite()
-        if not finite:
-            raise InvalidUsage(
-                f"{name} must be a finite whole number, got {value!r}; {WHOLE_NUMBER_HINT}."
-            )
-        if value != int(value):
-            raise InvalidUsage(
-                f"{name} must be a whole number, got {value!r} with a fractional part; "
-                "Stripe bills whole units, so round it (or record a smaller unit) first."
-            )
-        number = int(value)
+        number = _bounded_int(int.__int__(value), name)
+    elif isinstance(value, float):
+        number = _float_int(float.__float__(value), name)
+    elif isinstance(value, Decimal):
+        number = _decimal_int(Decimal(value), name)
     else:
         raise InvalidUsage(
-            f"{name} must be a whole number, got {type(value).__name__} {value!r}; "
-            f"{WHOLE_NUMBER_HINT}."
-        )
-    if abs(number) > MAX_VALUE:
-        raise InvalidUsage(
-            f"{name} {number} has more than 15 digits, which Stripe rejects; "
-            "split it into several events or bill a larger unit."
+            f"{name} must be a whole number, got {described(value)}; {WHOLE_NUMBER_HINT}."
         )
     if minimum is not None and number < minimum:
         raise InvalidUsage(f"{name} must be at least {minimum}, got {number}.")
     return number
+
+
+def _bounded_int(number: int, name: str) -> int:
+    if number.bit_length() > MAX_VALUE_BITS or abs(number) > MAX_VALUE:
+        raise _too_many_digits(number, name)
+    return number
+
+
+def _float_int(number: float, name: str) -> int:
+    if not math.isfinite(number):
+        raise _not_finite(number, name)
+    if not number.is_integer():
+        raise _fractional(number, name)
+    if abs(number) > MAX_VALUE:
+        raise _too_many_digits(number, name)
+    return int(number)
+
+
+def _decimal_int(number: Decimal, name: str) -> int:
+    """Sized by its exponent (``adjusted()``, the power of ten of its first digit), which
+    costs nothing, before it is compared or converted."""
+    if not number.is_finite():
+        raise _not_finite(number, name)
+    if number.is_zero():
+        return 0
+    if number.adjusted() >= MAX_DIGITS:
+        raise _too_many_digits(number, name)
+    if number.adjusted() < 0 or number != number.to_integral_value():
+        raise _fractional(number, name)
+    return _bounded_int(int(number), name)
+
+
+def _not_finite(value: float | Decimal, name: str) -> InvalidUsage:
+    return InvalidUsage(
+        f"{name} must be a finite whole number, got {shown(value)}; {WHOLE_NUMBER_HINT}."
+    )
+
+
+def _fractional(value: float | Decimal, name: str) -> InvalidUsage:
+    return InvalidUsage(
+        f"{name} must be a whole number, got {shown(value)} with a fractional part; "
+        "Stripe bills whole units, so round it (or record a smaller unit) first."
+    )
+
+
+def _too_many_digits(value: int | float | Decimal, name: str) -> InvalidUsage:
+    return InvalidUsage(
+        f"{name} {shown(value)} has more than {MAX_DIGITS} digits, which Stripe rejects; "
+        "split it into several events or bill a larger unit."
+    )
 
 
 def meter_value(value: Any, *, aggregation: str, legacy: bool) -> int:
@@ -113,8 +158,8 @@ def timestamp(value: Any, *, now: datetime | None = None, legacy: bool = False) 
     ahead at all for ``legacy`` usage records)."""
     if not isinstance(value, datetime):
         raise InvalidUsage(
-            f"timestamp must be a timezone-aware datetime, got {type(value).__name__} {value!r}; "
-            "pass one such as django.utils.timezone.now(), or parse text into one first."
+            f"timestamp must be a timezone-aware datetime, got {described(value)}; pass one "
+            "such as django.utils.timezone.now(), or parse text into one first."
         )
     if timezone.is_naive(value):
         raise InvalidUsage(

@@ -291,7 +291,8 @@ class MeteredTracker(Tracker):
             return str(own)
         version = change.moment.isoformat()
         if change.action == UPDATE:
-            version = f"{version}:{value}"
+            # Checked before it becomes text: str() of a hostile number takes minutes.
+            version = f"{version}:{validation.whole_number(value)}"
         return self._hash(instance, own, change.action, version, customer_id)
 
     def _hash(
