@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,12 +15,19 @@ from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import reserved_prefix
 from billflow_usage.models import Metric
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
-from billflow_usage.redaction import described, shown
+from billflow_usage.redaction import described, excerpt, shown
 
 #: Stripe rejects meter events timestamped further ahead than this.
 MAX_FUTURE = timedelta(minutes=5)
 #: Stripe only accepts meter events from this far back.
 STRIPE_HISTORY = timedelta(days=35)
+
+#: What an identifier may contain. It is Stripe's meter event identifier and part of the
+#: v1 request's ``Idempotency-Key`` header, which only carries printable ASCII (anything
+#: else fails before the request is sent); space, quotes, commas, semicolons, backslashes
+#: and angle brackets are left out too, being read as structure by headers and logs.
+IDENTIFIER_CHARACTERS = "letters, digits and - _ . : / @ # + = ~ |"
+IDENTIFIER_RE = re.compile(r"[A-Za-z0-9_.:/@#+=~|-]+")
 
 WHOLE_NUMBER_HINT = "pass an int, or a Decimal or float with no fractional part"
 #: ``MAX_VALUE``'s digits and bits: a number with more is too large, told without converting.
@@ -132,25 +141,42 @@ def meter_value(value: Any, *, aggregation: str, legacy: bool) -> int:
 
 
 def identifier(value: Any) -> str:
-    """Check a caller-supplied identifier against Stripe's 1-100 character rule and the
-    library's reserved prefixes."""
+    """Check a caller-supplied identifier: 1-100 characters (Stripe's limit) of
+    :data:`IDENTIFIER_CHARACTERS`, not under one of the library's reserved prefixes."""
     if not isinstance(value, str):
-        raise InvalidUsage(f"identifier must be a string, got {type(value).__name__} {value!r}.")
-    if not value.strip():
-        raise InvalidUsage("identifier must not be empty; omit it to have one generated.")
-    if len(value) > IDENTIFIER_MAX_LENGTH:
+        raise InvalidUsage(f"identifier must be a string, got {described(value)}.")
+    text = str.__str__(value)  # what is checked is what is stored
+    if len(text) > IDENTIFIER_MAX_LENGTH:
         raise InvalidUsage(
-            f"identifier is {len(value)} characters long; Stripe allows at most "
+            f"identifier is {len(text)} characters long; Stripe allows at most "
             f"{IDENTIFIER_MAX_LENGTH}. Shorten it (e.g. hash the long part)."
+        )
+    if not text.strip():
+        raise InvalidUsage("identifier must not be empty; omit it to have one generated.")
+    if not IDENTIFIER_RE.fullmatch(text):
+        position, character = next(
+            (i, c) for i, c in enumerate(text) if not IDENTIFIER_RE.fullmatch(c)
+        )
+        raise InvalidUsage(
+            f"identifier {excerpt(text)} has {_character_name(character)} at position "
+            f"{position}; an identifier may only contain {IDENTIFIER_CHARACTERS}, since it is "
+            "sent to Stripe in an HTTP header, which carries nothing else reliably. Replace "
+            "that character, or hash the part that has it (e.g. hashlib.sha256)."
         )
     prefix = reserved_prefix(value)
     if prefix is not None:
         raise InvalidUsage(
-            f"identifier {value!r} starts with {prefix!r}, which billflow_usage reserves for "
+            f"identifier {text!r} starts with {prefix!r}, which billflow_usage reserves for "
             "the identifiers it makes itself, so yours could collide with one of them. Use "
             "another prefix (e.g. 'order-42'), or omit identifier to have one generated."
         )
-    return str(value)
+    return text
+
+
+def _character_name(character: str) -> str:
+    """How an error message names a character: escaped, and by its Unicode name."""
+    name = unicodedata.name(character, "")
+    return f"{character!a} ({name})" if name else ascii(character)
 
 
 def timestamp(value: Any, *, now: datetime | None = None, legacy: bool = False) -> datetime:
