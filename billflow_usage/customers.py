@@ -11,6 +11,7 @@ from django.db.models import Q, QuerySet
 from billflow_usage.conf import billflow_settings
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
+from billflow_usage.redaction import described, shown
 
 CUSTOMER_ID_RE = re.compile(r"cus_[A-Za-z0-9]+")
 
@@ -24,13 +25,13 @@ class ResolvedCustomer:
 
 def customer_id(value: Any) -> str:
     """Check a raw Stripe customer ID."""
+    if isinstance(value, str) and len(value) > STRIPE_ID_MAX_LENGTH:
+        raise InvalidUsage(f"customer ID is longer than {STRIPE_ID_MAX_LENGTH} characters.")
     if not isinstance(value, str) or not CUSTOMER_ID_RE.fullmatch(value):
         raise InvalidUsage(
-            f"customer ID {value!r} is not a Stripe customer ID; expected 'cus_' followed by "
-            "letters and digits, e.g. 'cus_NffrFeUfNV2Hib'."
+            f"customer ID {shown(value)} is not a Stripe customer ID; expected 'cus_' "
+            "followed by letters and digits, e.g. 'cus_NffrFeUfNV2Hib'."
         )
-    if len(value) > STRIPE_ID_MAX_LENGTH:
-        raise InvalidUsage(f"customer ID is longer than {STRIPE_ID_MAX_LENGTH} characters.")
     return value
 
 
@@ -53,7 +54,7 @@ def resolve_customer(value: Any) -> ResolvedCustomer:
     raise InvalidUsage(
         f"customer must be a Stripe customer ID ('cus_...'), a dj-stripe Customer or a "
         f"{subscriber_model._meta.label} (the DJSTRIPE_SUBSCRIBER_MODEL); "
-        f"got {type(value).__name__} {value!r}."
+        f"got {described(value)}."
     )
 
 

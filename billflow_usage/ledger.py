@@ -26,6 +26,7 @@ from billflow_usage.exceptions import IdentifierConflict, InvalidUsage
 from billflow_usage.identifiers import new_identifier
 from billflow_usage.metrics import get_metric
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.redaction import redact
 from billflow_usage.signals import usage_recorded
 
 logger = logging.getLogger("billflow_usage")
@@ -86,7 +87,8 @@ def record_usage_bulk(
         usage = item if isinstance(item, Usage) else _usage_from_mapping(item, index)
         try:
             key = usage.metric.key if isinstance(usage.metric, Metric) else usage.metric
-            metric = metrics.get(key) or get_metric(usage.metric, kind=Metric.Kind.METERED)
+            known = metrics.get(key) if isinstance(key, str) else None
+            metric = known or get_metric(usage.metric, kind=Metric.Kind.METERED)
             event = build_event(usage, now=now, metric=metric)
         except InvalidUsage as exc:
             raise type(exc)(f"usage #{index}: {exc}") from exc
@@ -271,8 +273,8 @@ def _usage_from_mapping(item: Mapping[str, Any], index: int) -> Usage:
         return Usage(**item)
     except TypeError as exc:
         raise InvalidUsage(
-            f"usage #{index}: {exc}; pass Usage(...) objects or mappings with the keyword "
-            "arguments of record_usage()."
+            f"usage #{index}: {redact(str(exc))}; pass Usage(...) objects or mappings with "
+            "the keyword arguments of record_usage()."
         ) from exc
 
 

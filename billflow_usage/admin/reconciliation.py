@@ -15,9 +15,9 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.models import SyncReport
 from billflow_usage.reconcile import SyncOptions, run_sync
+from billflow_usage.redaction import redact
 
 logger = logging.getLogger("billflow_usage.admin")
 

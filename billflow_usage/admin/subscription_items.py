@@ -13,10 +13,10 @@ from django.utils.html import format_html
 
 from billflow_usage.admin.reconciliation import can_reconcile, dry_reconciliation
 from billflow_usage.admin.usage_page import customer_usage_url
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.trigger import schedule_delivery
 from billflow_usage.models import Metric, SubscriptionItemLink
+from billflow_usage.redaction import redact
 from billflow_usage.tracking import registry
 from billflow_usage.tracking.seats import QuantityTracker
 

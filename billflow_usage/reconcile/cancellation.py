@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from billflow_usage.backends.base import BaseBackend, Cancellation, Outcome, Result
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.models import Metric, UsageEvent
+from billflow_usage.redaction import redact
 
 #: Stripe cancels events only within 24 hours of receiving them; keep clear of the edge.
 CANCEL_WINDOW = timedelta(hours=24) - timedelta(minutes=15)

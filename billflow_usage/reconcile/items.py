@@ -24,11 +24,11 @@ from billflow_usage.backends.base import (
     RemoteItem,
     RemoteSubscription,
 )
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.backends.stripe.reads import parse_subscription
 from billflow_usage.conf import billflow_settings
 from billflow_usage.models import Metric, SubscriptionItemLink
 from billflow_usage.reconcile.report import ErrorEntry, ItemChange, Report
+from billflow_usage.redaction import redact
 
 #: Below this many customers to ask Stripe about, list each one's subscriptions; above it
 #: list all subscriptions page by page (100 a request), which is cheaper.

@@ -34,12 +34,12 @@ from django.db.models import Count, F, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.report import ErrorEntry, MeteredEntry, Report
+from billflow_usage.redaction import redact
 from billflow_usage.validation import STRIPE_HISTORY
 
 logger = logging.getLogger("billflow_usage")

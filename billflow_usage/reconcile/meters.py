@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from billflow_usage.backends.base import BaseBackend, ReadNotSupported, RemoteMeter
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.models import Metric
 from billflow_usage.reconcile.report import ErrorEntry, MeterEntry, Report
+from billflow_usage.redaction import redact
 
 
 def resolve_meters(

@@ -23,7 +23,6 @@ from django.utils import timezone
 
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
@@ -31,6 +30,7 @@ from billflow_usage.reconcile import items as items_step
 from billflow_usage.reconcile import metered, seats, unbilled
 from billflow_usage.reconcile.meters import resolve_meters
 from billflow_usage.reconcile.report import ProgressCallback, Report
+from billflow_usage.redaction import redact
 from billflow_usage.validation import STRIPE_HISTORY
 
 logger = logging.getLogger("billflow_usage")

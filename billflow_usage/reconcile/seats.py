@@ -27,9 +27,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from billflow_usage.backends.base import RemoteItem
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.models import Metric, SubscriptionItemLink
 from billflow_usage.reconcile.report import ErrorEntry, Report, SeatEntry
+from billflow_usage.redaction import redact
 
 if TYPE_CHECKING:
     from billflow_usage.tracking.seats import QuantityTracker

@@ -27,6 +27,14 @@ from billflow_usage.ledger import (
     store_event,
 )
 from billflow_usage.models import Metric, UsageEvent
+from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH
+from billflow_usage.redaction import (
+    MAX_MESSAGE,
+    exception_text,
+    excerpt,
+    redact,
+    traceback_text,
+)
 from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.identifiers import tracker_identifier
@@ -45,8 +53,6 @@ SOURCE_DELETED = "source_deleted"
 #: The customer of a failed row whose customer could not be resolved: the ledger only holds
 #: ``cus_...`` IDs, and a failed row is never sent.
 UNRESOLVED_CUSTOMER = "cus_unresolved"
-#: How much of a resolver's exception message a failed row keeps.
-MAX_ERROR_LENGTH = 1000
 NUMERIC_FIELDS = (models.IntegerField, models.DecimalField, models.FloatField)
 #: How many identifiers of usage a reversal can't take back its warning names.
 NAMED_IN_WARNING = 10
@@ -368,27 +374,39 @@ class MeteredTracker(Tracker):
 
     def _keep_failure(self, change: Change, attempt: _Attempt, exc: Exception) -> None:
         """Log a failure and keep it as a failed ledger row, so no usage is silently lost
-        (without a metric when the tracker's doesn't exist)."""
-        instance = change.instance
-        message = (
-            f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
-            f"{type(exc).__name__}: {exc}"
-        )[:MAX_ERROR_LENGTH].rstrip(".")
-        message += (
-            ". Once the cause is fixed, record it with record_usage(..., source=<the object>)"
-        )
-        if attempt.identifier:
-            message += f"; the tracker would have recorded it as {attempt.identifier!r}"
-        message += "."
+        (without a metric when the tracker's doesn't exist).
+
+        The exception is the host's (a resolver's): its text is redacted and capped, on the
+        row and in the log, whose traceback is written redacted too (not as ``exc_info``).
+        """
+        message = self._failure_message(change, attempt, exc)
         code = UNKNOWN_METRIC if isinstance(exc, UnknownMetric) else TRACKER_ERROR
-        logger.error("%s Kept as a failed ledger row.", message, exc_info=exc)
+        logger.error("%s Kept as a failed ledger row.\n%s", message, traceback_text(exc))
         guarded(
             self.db,
             lambda: self._save_failure(change, attempt, code, message),
             lambda error: logger.error(
-                "%r could not keep its failed ledger row: %s", self, error, exc_info=error
+                "%r could not keep its failed ledger row: %s\n%s",
+                self,
+                exception_text(error),
+                traceback_text(error),
             ),
         )
+
+    def _failure_message(self, change: Change, attempt: _Attempt, exc: Exception) -> str:
+        """What failed and what to do, within ``MAX_MESSAGE``: the exception's text is cut
+        first, so the advice always stays."""
+        advice = ". Once the cause is fixed, record it with record_usage(..., source=<the object>)"
+        if attempt.identifier:
+            shown = excerpt(attempt.identifier, IDENTIFIER_MAX_LENGTH)
+            advice += f"; the tracker would have recorded it as {shown}"
+        advice = redact(advice + ".")
+        instance = change.instance
+        failure = (
+            f"{self!r} failed on the {change.action} of {instance._meta.label} {instance.pk}: "
+            f"{exception_text(exc)}"
+        )
+        return redact(failure, limit=MAX_MESSAGE - len(advice)).rstrip(".") + advice
 
     def _save_failure(self, change: Change, attempt: _Attempt, code: str, message: str) -> None:
         try:
@@ -443,10 +461,9 @@ def record_created(trackers: Sequence[MeteredTracker], changes: Sequence[Change]
 
     def one_by_one(exc: Exception) -> None:
         logger.warning(
-            "Recording %d bulk-created usages at once failed (%s: %s); recording them one by one.",
+            "Recording %d bulk-created usages at once failed (%s); recording them one by one.",
             len(pending),
-            type(exc).__name__,
-            exc,
+            exception_text(exc),
         )
         for t, change in pending:
             t.handle(change)

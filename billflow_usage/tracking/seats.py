@@ -23,6 +23,7 @@ from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import ResolvedCustomer, resolve_customer
 from billflow_usage.ledger import set_quantity
 from billflow_usage.models import Metric, SubscriptionItemLink
+from billflow_usage.redaction import exception_text, traceback_text
 from billflow_usage.tracking.base import UPDATE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.resolvers import Resolver
@@ -98,15 +99,14 @@ class QuantityTracker(Tracker):
     def _log_failure(self, change: Change, exc: Exception) -> None:
         instance = change.instance
         logger.error(
-            "%r could not mark the customer of %s %s after its %s (%s: %s); the quantity is "
-            "recomputed at the customer's next change or by billflow_sync.",
+            "%r could not mark the customer of %s %s after its %s (%s); the quantity is "
+            "recomputed at the customer's next change or by billflow_sync.\n%s",
             self,
             instance._meta.label,
             instance.pk,
             change.action,
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
+            exception_text(exc),
+            traceback_text(exc),
         )
 
 
@@ -176,13 +176,12 @@ def _store_logged(tracker: QuantityTracker, customer_id: str) -> bool:
         tracker.store(customer_id)
     except Exception as exc:
         logger.error(
-            "%r could not store the quantity of %s (%s: %s); it stays stale until "
-            "refresh_stale_quantities() succeeds.",
+            "%r could not store the quantity of %s (%s); it stays stale until "
+            "refresh_stale_quantities() succeeds.\n%s",
             tracker,
             customer_id,
-            type(exc).__name__,
-            exc,
-            exc_info=exc,
+            exception_text(exc),
+            traceback_text(exc),
         )
         return False
     return True

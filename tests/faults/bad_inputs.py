@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import stripe
@@ -347,6 +348,19 @@ def edit_a_counted_quantity(scene: Scene) -> list[str]:
     return scene.post_quantity(scene.seat_link, "9")
 
 
+def recorded_before_the_identifier_rule(scene: Scene) -> UsageEvent:
+    """A pending row an older version stored with an identifier no header can carry."""
+    from billflow_usage.models import UsageEvent
+
+    return UsageEvent.objects.create(
+        metric=scene.metric, customer_id=scene.customer, value=2, identifier="price-€"
+    )
+
+
+def leaking_customer(order: object) -> str:
+    raise ConnectionError("CRM at postgres://crm:hunter2@crm.internal/db refused sk_live_abc123")
+
+
 def send_elsewhere_first(scene: Scene) -> UsageEvent:
     """Another system already sent an event under this identifier."""
     client = stripe.StripeClient("sk_test_another_system", base_addresses={"api": scene.fake.url})
@@ -398,6 +412,27 @@ CASES = [
         lambda s: billflow_usage.record_usage(s.metric, s.customer, 10**15),
     ),
     BadInput(
+        "value-decimal-1e1000000",
+        "record_usage",
+        'value `Decimal("1e1000000")` (converting it would take minutes)',
+        Raises(InvalidUsage, "value (a number of 1000001 digits) has more than 15 digits"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, Decimal("1e1000000")),
+    ),
+    BadInput(
+        "value-int-5001-digits",
+        "record_usage",
+        "value `10**5000` (too long for `str()`)",
+        Raises(InvalidUsage, "value (a whole number of about 5001 digits) has more than 15"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, 10**5000),
+    ),
+    BadInput(
+        "value-object",
+        "record_usage",
+        "value `[3]` (neither its `repr()` nor `__int__` is called)",
+        Raises(InvalidUsage, "value must be a whole number, got list object"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, [3]),
+    ),
+    BadInput(
         "customer-not-an-id",
         "record_usage",
         "customer `'acme'`",
@@ -445,6 +480,20 @@ CASES = [
         "identifier of 101 characters",
         Raises(InvalidUsage, "Stripe allows at most 100"),
         lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="x" * 101),
+    ),
+    BadInput(
+        "identifier-non-ascii",
+        "record_usage",
+        "identifier `'price-€'`",
+        Raises(InvalidUsage, r"has '\u20ac' (EURO SIGN) at position 6; an identifier may only"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="price-€"),
+    ),
+    BadInput(
+        "identifier-nul",
+        "record_usage",
+        "identifier `'a\\x00b'` (PostgreSQL can't store a NUL)",
+        Raises(InvalidUsage, "has '\\x00' at position 1; an identifier may only contain letters"),
+        lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="a\x00b"),
     ),
     BadInput(
         "identifier-reserved",
@@ -541,6 +590,22 @@ CASES = [
         lambda s: billflow_usage.record_usage_bulk(
             [billflow_usage.Usage(s.metric, s.customer, identifier="bfug_1")]
         ),
+    ),
+    BadInput(
+        "bulk-identifier-line-separator",
+        "record_usage_bulk",
+        "a usage with identifier `'a\\u2028b'` (U+2028)",
+        Raises(InvalidUsage, "usage #0: identifier 'a\\u2028b' has '\\u2028' (LINE SEPARATOR)"),
+        lambda s: billflow_usage.record_usage_bulk(
+            [billflow_usage.Usage(s.metric, s.customer, identifier="a\u2028b")]
+        ),
+    ),
+    BadInput(
+        "quantity-huge",
+        "set_quantity",
+        'quantity `Decimal("-1e999999")`',
+        Raises(InvalidUsage, "quantity (a number of 1000000 digits) has more than 15 digits"),
+        lambda s: billflow_usage.set_quantity(s.seats, s.customer, Decimal("-1e999999")),
     ),
     BadInput(
         "quantity-negative",
@@ -657,6 +722,31 @@ CASES = [
         Marked("failed", "tracker_error", "cancel the event instead"),
         lambda s: save_tracked(s, metric="logins", value=-1),
         prepare=count_metric,
+    ),
+    BadInput(
+        "track-value-huge",
+        "track (at save)",
+        "a value function returning `10**5000`",
+        Marked("failed", "tracker_error", "(a whole number of about 5001 digits) has more"),
+        lambda s: save_tracked(s, metric="api_calls", value=lambda order: 10**5000),
+    ),
+    BadInput(
+        "track-identifier-non-ascii",
+        "track (at save)",
+        "an `identifier` function returning `'€7'`",
+        Marked("failed", "tracker_error", "an identifier may only contain letters, digits"),
+        lambda s: save_tracked(s, metric="api_calls", identifier=lambda order: "€7"),
+    ),
+    BadInput(
+        "track-resolver-leaks-secrets",
+        "track (at save)",
+        "a customer function raising with a DSN password and an API key in its message",
+        Marked(
+            "failed",
+            "tracker_error",
+            "ConnectionError: CRM at postgres://crm:***@crm.internal/db refused sk_live_***",
+        ),
+        lambda s: save_tracked(s, metric="api_calls", customer=leaking_customer),
     ),
     BadInput(
         "track-customer-garbage",
@@ -887,6 +977,14 @@ CASES = [
         Marked("sent", ""),
         send_elsewhere_first,
         prepare=lambda s: billflow_usage.record_usage(s.metric, s.customer, identifier="shared-1"),
+    ),
+    BadInput(
+        "stripe-identifier-recorded-before-the-rule",
+        "Stripe",
+        "a pending row stored before the rule with identifier `'price-€'`: sent (v1 key hashed)",
+        Marked("sent", ""),
+        lambda s: s.deliver(s.under_test),
+        prepare=recorded_before_the_identifier_rule,
     ),
     BadInput(
         "stripe-legacy-no-item",

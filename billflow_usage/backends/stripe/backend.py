@@ -29,6 +29,7 @@ from billflow_usage.backends.stripe.errors import (
     credentials_named,
     result_for_error,
 )
+from billflow_usage.backends.stripe.keys import identifier_key
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
 
@@ -144,7 +145,11 @@ class StripeBackend(BaseBackend):
                 # A new key per call: cancelling twice is harmless (see
                 # errors.already_cancelled), so a 500 Stripe stored under one key never
                 # blocks the cancellation.
-                {"idempotency_key": f"bfu-cancel-{cancellation.identifier}-{uuid.uuid4().hex}"},
+                {
+                    "idempotency_key": identifier_key(
+                        "bfu-cancel", cancellation.identifier, uuid.uuid4().hex
+                    )
+                },
             )
         except Exception as exc:
             return already_cancelled(result_for_error(cancellation.identifier, exc))

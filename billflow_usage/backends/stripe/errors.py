@@ -20,6 +20,7 @@ from billflow_usage.backends.base import (
     Outcome,
     Result,
 )
+from billflow_usage.redaction import redact
 
 #: Stripe's answer to a meter event whose identifier it has already accepted.
 DUPLICATE_IDENTIFIER = "An event already exists with identifier"
@@ -29,10 +30,6 @@ DUPLICATE_IDENTIFIER = "An event already exists with identifier"
 ALREADY_CANCELLED = re.compile(r"already (been )?cancell?ed", re.IGNORECASE)
 #: The code of a request that never got Stripe's answer (refused, reset, timed out).
 API_CONNECTION_ERROR = "api_connection_error"
-#: Anything shaped like an API key or session token is masked before it reaches a row or log.
-SECRET_RE = re.compile(r"\b(sk|rk|pk|mes)_(test|live)_[A-Za-z0-9]+")
-#: Messages are stored on ledger rows; keep them readable in the admin.
-MAX_MESSAGE = 1000
 
 
 def result_for_error(key: str, exc: Exception) -> Result:
@@ -71,12 +68,6 @@ def credentials_named() -> Iterator[None]:
     except (stripe.AuthenticationError, stripe.PermissionError) as exc:
         result = _stripe_error("", exc)
         raise CredentialsRejected(result.code, result.message) from exc
-
-
-def redact(text: str) -> str:
-    """Mask secrets and cap the length of a message stored or logged by the app."""
-    masked = SECRET_RE.sub(lambda m: f"{m.group(1)}_{m.group(2)}_***", text)
-    return masked if len(masked) <= MAX_MESSAGE else masked[: MAX_MESSAGE - 1] + "…"
 
 
 def _stripe_error(key: str, exc: stripe.StripeError) -> Result:

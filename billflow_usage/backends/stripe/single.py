@@ -19,6 +19,7 @@ import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
 from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.backends.stripe.keys import identifier_key
 from billflow_usage.backends.stripe.usage_records import Unrecordable, refuse_unrecordable
 
 #: Usage records were removed in 2025-03-31.basil; older accounts pin the last version.
@@ -68,7 +69,7 @@ def v1_sender(client: stripe.StripeClient) -> Sender:
             # A new key per attempt: a retry after an error is a fresh request (Stripe
             # replays stored errors for a reused key), while a redo after a crash repeats the
             # same key; the identifier deduplicates either way.
-            {"idempotency_key": f"bfu-me-{event.identifier}-{event.attempt}"},
+            {"idempotency_key": identifier_key("bfu-me", event.identifier, event.attempt)},
         )
 
     return send
@@ -95,7 +96,7 @@ def legacy_sender(client: stripe.StripeClient) -> Sender:
             "stripe_version": LEGACY_API_VERSION,
             # The figure is part of the key: a redo after a crash with the same figure
             # repeats the request, while a changed figure is a new request, not a mismatch.
-            "idempotency_key": f"bfu-ur-{event.identifier}-{event.attempt}-{total}",
+            "idempotency_key": identifier_key("bfu-ur", event.identifier, event.attempt, total),
         }
         client.raw_request(
             "post", f"/v1/subscription_items/{event.subscription_item_id}/usage_records", **params

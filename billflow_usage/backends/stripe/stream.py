@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
-from billflow_usage.backends.stripe.errors import redact, result_for_error
+from billflow_usage.backends.stripe.errors import result_for_error
+from billflow_usage.redaction import redact
 
 #: Stripe accepts at most this many events per stream request.
 MAX_EVENTS = 100
