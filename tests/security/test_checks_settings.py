@@ -57,15 +57,16 @@ def test_numbers_are_finite_and_in_range(settings, name, value):
     assert name in message.msg
 
 
-def test_check_errors_when_dj_stripe_is_not_installed():
-    """Today `check` is silent and billflow_sync crashes later; now `check` stops the project."""
+@pytest.mark.parametrize("command", [["check"], ["billflow_sync", "--dry-run"]])
+def test_dj_stripe_missing_from_installed_apps_stops_the_project(command):
+    """Before, `check` was silent and billflow_sync crashed later; now both stop on E009."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.security.settings_without_djstripe",
         "PYTHONPATH": str(ROOT),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "django", "check"],
+        [sys.executable, "-m", "django", *command],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -75,3 +76,4 @@ def test_check_errors_when_dj_stripe_is_not_installed():
     assert done.returncode == 1, done.stdout + done.stderr
     assert "billflow_usage.E009" in done.stderr
     assert "Add 'djstripe' to INSTALLED_APPS" in done.stderr
+    assert "Traceback" not in done.stderr
