@@ -64,6 +64,7 @@ def test_dj_stripe_missing_from_installed_apps_stops_the_project(command):
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.security.settings_without_djstripe",
         "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": "sqlite:///:memory:",  # never a real database, even on regression
     }
     done = subprocess.run(
         [sys.executable, "-m", "django", *command],

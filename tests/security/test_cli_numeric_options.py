@@ -97,7 +97,12 @@ def test_documented_off_values_and_range_ends_are_accepted(settings):
     ids=["worker-idle-sleep-nan", "sync-rate-limit-negative"],
 )
 def test_the_real_command_line_exits_2_with_the_reason(command, option, value, accepted):
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "PYTHONPATH": str(ROOT),
+        "DATABASE_URL": "sqlite:///:memory:",  # never a real database, even on regression
+    }
     extra = ["--once"] if command == "billflow_worker" else ["--dry-run"]
     done = subprocess.run(
         [sys.executable, "-m", "django", command, *extra, option, value],
