@@ -85,8 +85,8 @@ BATCH_SIZE = Bounded("a whole number of events", 1, 10_000, whole=True)
 #: Batches in flight in one worker (``--concurrency``): a thread and a connection each.
 WORKER_THREADS = Bounded("a whole number of threads", 1, 64, whole=True)
 #: Seconds an idle worker waits before looking again (``--idle-sleep``): 0 would be a busy
-#: loop on the database.
-IDLE_SLEEP = Bounded("a number of seconds", 0.1, 3600)
+#: loop on the database (bench/draining.py polls every 0.05 s).
+IDLE_SLEEP = Bounded("a number of seconds", 0.01, 3600)
 #: Recent seconds left out of billflow_sync's comparison (``--settling-window``,
 #: ``SETTLING_WINDOW``): a longer one would leave out all of Stripe's history.
 SETTLING_WINDOW = Bounded("a number of seconds", 0, STRIPE_HISTORY.total_seconds())

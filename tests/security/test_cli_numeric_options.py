@@ -21,14 +21,14 @@ pytestmark = pytest.mark.django_db
 
 REFUSED = [
     # The four: a busy loop, an OverflowError, a crash, throttling switched off.
-    ("billflow_worker", "--idle-sleep", "nan", "from 0.1 to 3600"),
-    ("billflow_worker", "--idle-sleep", "inf", "from 0.1 to 3600"),
+    ("billflow_worker", "--idle-sleep", "nan", "from 0.01 to 3600"),
+    ("billflow_worker", "--idle-sleep", "inf", "from 0.01 to 3600"),
     ("billflow_sync", "--settling-window", "nan", "from 0 to 3024000"),
     ("billflow_sync", "--rate-limit", "-1", "or 0 for no limit"),
     # And the rest of each range.
-    ("billflow_worker", "--idle-sleep", "0", "from 0.1 to 3600"),
-    ("billflow_worker", "--idle-sleep", "-inf", "from 0.1 to 3600"),
-    ("billflow_worker", "--idle-sleep", "1e309", "from 0.1 to 3600"),
+    ("billflow_worker", "--idle-sleep", "0", "from 0.01 to 3600"),
+    ("billflow_worker", "--idle-sleep", "-inf", "from 0.01 to 3600"),
+    ("billflow_worker", "--idle-sleep", "1e309", "from 0.01 to 3600"),
     ("billflow_worker", "--batch-size", "0", "from 1 to 10000"),
     ("billflow_worker", "--batch-size", "10001", "from 1 to 10000"),
     ("billflow_worker", "--batch-size", "2.5", "from 1 to 10000"),
@@ -64,7 +64,7 @@ def test_call_command_refuses_out_of_range_values(command, option, value, accept
 @pytest.mark.parametrize(
     ("command", "option", "value", "accepted"),
     [
-        ("billflow_worker", "idle_sleep", float("nan"), "from 0.1 to 3600"),
+        ("billflow_worker", "idle_sleep", float("nan"), "from 0.01 to 3600"),
         ("billflow_worker", "batch_size", -3, "from 1 to 10000"),
         ("billflow_worker", "concurrency", True, "from 1 to 64"),
         ("billflow_sync", "settling_window", float("inf"), "from 0 to 3024000"),
@@ -83,7 +83,7 @@ def test_values_given_as_keywords_are_checked_too(command, option, value, accept
 
 def test_documented_off_values_and_range_ends_are_accepted(settings):
     settings.BILLFLOW_USAGE = {**settings.BILLFLOW_USAGE, "SYNC_RATE_LIMIT": 0}
-    run("billflow_worker", "--idle-sleep", "0.1", "--batch-size", "10000", "--concurrency", "64")
+    run("billflow_worker", "--idle-sleep", "0.01", "--batch-size", "10000", "--concurrency", "64")
     run("billflow_worker", "--idle-sleep", "3600", "--batch-size", "1")
     run("billflow_sync", "--rate-limit", "0", "--settling-window", "0")
     run("billflow_sync", "--rate-limit", "1000", "--settling-window", "3024000")
