@@ -37,7 +37,9 @@ def write_lock(path: Path) -> list[str]:
         capture_output=True,
         text=True,
     ).stdout
-    pins = sorted(line for line in frozen.splitlines() if "==" in line)
+    pins = sorted(
+        line for line in frozen.splitlines() if "==" in line and not line.startswith(("#", "-"))
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{pin}\n" for pin in pins))
     return pins
