@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+AUDIT_ARGS ?=
 
-.PHONY: install demo serve test lint bench clean
+.PHONY: install demo serve test lint audit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +40,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy billflow_usage
+
+# Known vulnerabilities in what the virtualenv resolved (locked in artifacts/), with pip-audit
+# against PyPI's or OSV's advisories; needs pypi.org or api.osv.dev (.ci/audit_dependencies.py).
+audit: install
+	$(BIN)/python .ci/audit_dependencies.py $(AUDIT_ARGS)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import ipaddress
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
+from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.utils.module_loading import import_string
 
+from billflow_usage import bounds
 from billflow_usage.conf import DEFAULTS, SETTINGS_NAME, billflow_settings
 
 METER_APIS = ("v1", "v2", "legacy")
@@ -24,14 +29,22 @@ STRIPE_BACKEND = "billflow_usage.backends.stripe.StripeBackend"
 STRIPE_SEAT_UPDATES_PER_HOUR = 200
 #: One sending thread per request in flight; past this, threads cost more than they hide.
 MAX_DELIVERY_CONCURRENCY = 64
+#: Settings whose values are never shown in a message.
+SECRET_SETTINGS = ("STRIPE_API_KEY", "METER_WEBHOOK_SECRET")
+#: Host names of this machine, besides the loopback addresses (127.0.0.0/8, ::1).
+LOOPBACK_NAMES = ("localhost",)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+    return _finite_number(value) and value > 0
 
 
 def _non_negative_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return _finite_number(value) and value >= 0
 
 
 def _positive_int(value: Any) -> bool:
@@ -42,6 +55,23 @@ def _optional_prefixed(*prefixes: str) -> Callable[[Any], bool]:
     return lambda value: value is None or (isinstance(value, str) and value.startswith(prefixes))
 
 
+def _optional_base_url(value: Any) -> bool:
+    """None, or ``http(s)://host[:port][/path]``: no user, query, fragment, space or
+    backslash, which a URL parser and an HTTP client could read differently."""
+    if value is None:
+        return True
+    if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+        return False
+    if not value.isprintable() or any(c in value for c in " @\\?#"):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not one
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
 #: Setting name -> (is it well-formed?, what a good value looks like).
 VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "STRIPE_API_KEY": (
@@ -49,12 +79,13 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a Stripe secret or restricted key ('sk_...' / 'rk_...'), or None for dj-stripe's",
     ),
     "STRIPE_API_BASE": (
-        _optional_prefixed("http://", "https://"),
-        "a base URL such as 'http://127.0.0.1:12111', or None for Stripe itself",
+        _optional_base_url,
+        "a base URL such as 'http://127.0.0.1:12111' (scheme, host, port, path: no user, "
+        "query or fragment), or None for Stripe itself",
     ),
     "STRIPE_ACCOUNT": (_optional_prefixed("acct_"), "a connected account ID 'acct_...' or None"),
     "ON_COMMIT_TIMEOUT": (_positive_number, "a number of seconds greater than 0"),
-    "BATCH_SIZE": (_positive_int, "a whole number greater than 0"),
+    "BATCH_SIZE": (bounds.BATCH_SIZE.accepts, bounds.BATCH_SIZE.expected),
     "DELIVERY_CONCURRENCY": (
         lambda v: _positive_int(v) and v <= MAX_DELIVERY_CONCURRENCY,
         f"a whole number of parallel Stripe requests from 1 to {MAX_DELIVERY_CONCURRENCY}",
@@ -77,8 +108,8 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         "a list of dotted paths to functions that declare trackers",
     ),
     "AUTODISCOVER": (lambda v: isinstance(v, bool), "True or False"),
-    "SETTLING_WINDOW": (_non_negative_number, "a number of seconds, 0 or more"),
-    "SYNC_RATE_LIMIT": (_non_negative_number, "requests per second, 0 for no limit"),
+    "SETTLING_WINDOW": (bounds.SETTLING_WINDOW.accepts, bounds.SETTLING_WINDOW.expected),
+    "SYNC_RATE_LIMIT": (bounds.RATE_LIMIT.accepts, bounds.RATE_LIMIT.expected),
     "DJSTRIPE_MAX_AGE": (
         lambda v: v is None or _non_negative_number(v),
         "a number of seconds, or None to always ask Stripe",
@@ -93,24 +124,55 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
 
 @checks.register("billflow_usage")
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    project = [*_unknown_settings(), *_djstripe_installed()]
     raw = getattr(settings, SETTINGS_NAME, {})
     if not isinstance(raw, dict):
         return [
+            *project,
             checks.Error(
                 f"{SETTINGS_NAME} must be a dict, got {type(raw).__name__}.",
                 hint=f"Set {SETTINGS_NAME} = {{'BACKEND': ...}} in your settings.",
                 id="billflow_usage.E006",
-            )
+            ),
         ]
     return [
+        *project,
         *_unknown_keys(raw),
         *_backend(),
         *_choice("METER_API", METER_APIS, "billflow_usage.E002"),
         *_choice("DELIVERY", DELIVERY_MODES, "billflow_usage.E003"),
         *_celery(),
         *_stripe_key(),
+        *_plain_http_base(),
         *_values(raw),
     ]
+
+
+def _unknown_settings() -> Iterator[checks.CheckMessage]:
+    """A misspelt dict (``BILLFLOW_USEAGE``) is read by nothing: the project runs on the
+    defaults, which call the real Stripe, not the fake its STRIPE_API_BASE named."""
+    for name in dir(settings):
+        if name == SETTINGS_NAME or not name.isupper():
+            continue
+        if name.startswith("BILLFLOW") or difflib.get_close_matches(
+            name, [SETTINGS_NAME], n=1, cutoff=0.85
+        ):
+            yield checks.Warning(
+                f"settings.{name} is not read by billflow_usage, which reads only "
+                f"{SETTINGS_NAME}: its values are ignored.",
+                hint=f"Did you mean {SETTINGS_NAME}?",
+                id="billflow_usage.W003",
+            )
+
+
+def _djstripe_installed() -> Iterator[checks.CheckMessage]:
+    if not apps.is_installed("djstripe"):
+        yield checks.Error(
+            "dj-stripe is not in INSTALLED_APPS: billflow_usage reads Stripe keys, "
+            "subscriptions and webhooks through it, so billflow_sync and delivery would fail.",
+            hint="Add 'djstripe' to INSTALLED_APPS and run migrate.",
+            id="billflow_usage.E009",
+        )
 
 
 def _unknown_keys(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
@@ -177,13 +239,47 @@ def _stripe_key() -> Iterator[checks.CheckMessage]:
         )
 
 
+def _plain_http_base() -> Iterator[checks.CheckMessage]:
+    """A key sent over plain http:// can be read on its way, unless it never leaves this
+    machine (a local fake Stripe): an Error for a live key, a Warning for a test key."""
+    base = billflow_settings.STRIPE_API_BASE
+    if not (base and _optional_base_url(base) and base.startswith("http://")):
+        return
+    host = urlsplit(base).hostname or ""
+    if _is_loopback(host):
+        return
+    key = billflow_settings.stripe_api_key
+    if not key:
+        return
+    mode = "live" if billflow_settings.livemode else "test"
+    message = (
+        f"{SETTINGS_NAME}['STRIPE_API_BASE'] sends the Stripe {mode}-mode key in clear text "
+        f"(plain http://) to {host}, which is not this machine."
+    )
+    hint = (
+        "Use https:// for any host but this machine (127.0.0.0/8, ::1, localhost), or remove "
+        "STRIPE_API_BASE to call Stripe itself."
+    )
+    if mode == "live":
+        yield checks.Error(message, hint=hint, id="billflow_usage.E008")
+    else:
+        yield checks.Warning(message, hint=hint, id="billflow_usage.W002")
+
+
+def _is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _values(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
     for name, (is_valid, expected) in VALUE_RULES.items():
         if name in raw and not is_valid(raw[name]):
-            secret = name in ("STRIPE_API_KEY", "METER_WEBHOOK_SECRET")
-            shown = "(a value)" if secret else repr(raw[name])
             yield checks.Error(
-                f"{SETTINGS_NAME}[{name!r}] = {shown} is malformed.",
+                f"{SETTINGS_NAME}[{name!r}] = {_shown(name, raw[name])} is malformed.",
                 hint=f"Expected {expected}.",
                 id="billflow_usage.E005",
             )
@@ -194,3 +290,12 @@ def _values(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:
             hint="The first retry delay must not exceed the cap.",
             id="billflow_usage.E005",
         )
+
+
+def _shown(name: str, value: Any) -> str:
+    """A malformed value as a message may show it: never a secret, nor a URL's password."""
+    if name in SECRET_SETTINGS:
+        return "(a value)"
+    if isinstance(value, str) and "@" in value:
+        return "(a value with a user or password)"
+    return repr(value)

@@ -9,9 +9,10 @@ from django.utils.translation import gettext_lazy as _
 class SyncReport(models.Model):
     """One run of ``manage.py billflow_sync``: what was checked, found and changed.
 
-    ``report`` holds the full machine-readable report (the ``--json`` output, schema in
-    :mod:`billflow_usage.reconcile.report`); ``summary`` its counts and ``changes`` what the
-    run wrote (links, meters, ledger corrections, Stripe cancellations), for the admin.
+    ``report`` holds the machine-readable report (the ``--json`` output, schema in
+    :mod:`billflow_usage.reconcile.report`) with each list capped (its ``left_out`` counts
+    what was dropped); ``summary`` its full counts and ``changes`` what the run wrote (links,
+    meters, ledger corrections, Stripe cancellations), capped the same way, for the admin.
     """
 
     class Mode(models.TextChoices):

@@ -30,10 +30,21 @@ stripe_differs | error), ``action`` (set_quantity | push | none), ``applied``, `
 ``code``, ``message``, *(added)* ``action`` (retry | record_again | none: the customer has
 no live item, see ``unbilled``), *(added)* ``detail`` (what to do)}] (the newest 500;
 ``summary.failed_events`` counts all),
-``errors`` [{``step``, ``customer_id``, ``metric``, ``code``, ``message``}].
+``errors`` [{``step``, ``customer_id``, ``metric``, ``code``, ``message``}],
+*(added)* ``left_out`` {list: number of its entries not in this document} (only lists with
+some left out; ``failed_events`` beyond the newest 500 in both documents).
 
 ``drift_remaining`` counts what still needs someone: metered and seat drift this run did
 not repair, unbilled usage, metered metrics without a meter, and billable failed events.
+
+The stored ``SyncReport`` (:func:`for_storage`) keeps at most :data:`MAX_STORED_ENTRIES`
+entries of each list (``options.customers`` and ``options.metrics`` too, and
+``SyncReport.changes``): unrepaired drift, errors and missing meters first, then what the
+run changed, then the rest, each in their order. Each text is cut to
+:data:`MAX_STORED_TEXT` characters. ``summary`` keeps the full counts, and ``left_out``
+names each cut list (``changes`` for ``SyncReport.changes``) with the number of entries
+dropped. ``--json`` prints every entry of the run: it goes to the operator, not to a row
+that the admin renders.
 """
 
 from __future__ import annotations
@@ -45,6 +56,10 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 MAX_FAILED_LISTED = 500
+#: Entries of one list that a stored report keeps (the admin pages through them).
+MAX_STORED_ENTRIES = 500
+#: Characters of one text that a stored report keeps (Stripe's messages, details).
+MAX_STORED_TEXT = 1000
 
 SUMMARY_KEYS = (
     "customers",
@@ -258,7 +273,66 @@ class Report:
             "unbilled": [_plain(asdict(e)) for e in self.unbilled],
             "failed_events": [_plain(asdict(e)) for e in self.failed_events],
             "errors": [_plain(asdict(e)) for e in self.errors],
+            "left_out": self._unlisted(),
         }
+
+    def _unlisted(self) -> dict[str, int]:
+        """Entries counted but not listed: failed events beyond the newest listed."""
+        failed = self.counts.get("failed_events", 0) - len(self.failed_events)
+        return {"failed_events": failed} if failed > 0 else {}
+
+
+def for_storage(
+    document: dict[str, Any], changes: list[dict[str, Any]], *, limit: int | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The copies of ``document`` and ``changes`` a ``SyncReport`` keeps: each list at most
+    ``limit`` (:data:`MAX_STORED_ENTRIES`) entries, those that need someone first, each text
+    at most :data:`MAX_STORED_TEXT` characters, and ``left_out`` counting what was dropped."""
+    cap = MAX_STORED_ENTRIES if limit is None else limit
+    left_out: dict[str, int] = dict(document.get("left_out") or {})
+    stored = _fitted(document, "", cap, left_out)
+    kept = _fitted(changes, "changes", cap, left_out)
+    stored["left_out"] = left_out
+    return stored, kept
+
+
+def _fitted(value: Any, path: str, cap: int, left_out: dict[str, int]) -> Any:
+    if isinstance(value, str):
+        return clip(value)
+    if isinstance(value, dict):
+        return {
+            key: _fitted(item, f"{path}.{key}" if path else key, cap, left_out)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        entries = value
+        if len(value) > cap:
+            entries = sorted(value, key=_kept_first)[:cap]
+            left_out[path] = left_out.get(path, 0) + len(value) - cap
+        return [_fitted(entry, path, cap, left_out) for entry in entries]
+    return value
+
+
+def _kept_first(entry: Any) -> int:
+    """0 for an entry someone must act on (unrepaired drift, an error, a missing meter),
+    1 for a change the run made, 2 for the rest."""
+    if not isinstance(entry, dict):
+        return 2
+    status = entry.get("status")
+    if entry.get("applied"):
+        return 1
+    if (
+        status in METERED_DRIFT + SEAT_DRIFT
+        or status == "error"
+        or entry.get("action") == "missing"
+    ):
+        return 0
+    return 2
+
+
+def clip(text: str) -> str:
+    """``text`` cut to :data:`MAX_STORED_TEXT` characters (an ellipsis ends a cut one)."""
+    return text if len(text) <= MAX_STORED_TEXT else text[: MAX_STORED_TEXT - 1] + "…"
 
 
 def render_table(report: Report, *, verbosity: int = 1) -> list[str]:

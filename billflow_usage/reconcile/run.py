@@ -29,7 +29,7 @@ from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, Usag
 from billflow_usage.reconcile import items as items_step
 from billflow_usage.reconcile import metered, seats, unbilled
 from billflow_usage.reconcile.meters import resolve_meters
-from billflow_usage.reconcile.report import ProgressCallback, Report
+from billflow_usage.reconcile.report import ProgressCallback, Report, clip, for_storage
 from billflow_usage.redaction import redact
 from billflow_usage.validation import STRIPE_HISTORY
 
@@ -99,7 +99,7 @@ def run_sync(
         _run(options, report, row, sink, now=now, settling=settling, progress=progress)
     except Exception as exc:
         row.status = SyncReport.Status.FAILED
-        row.error_message = redact(f"{type(exc).__name__}: {exc}")
+        row.error_message = clip(redact(f"{type(exc).__name__}: {exc}"))
         _finish(row, report, sink)
         raise
     finally:
@@ -293,11 +293,12 @@ def _finish(row: SyncReport, report: Report, backend: BaseBackend) -> None:
     report.finished_at = timezone.now()
     limiter = getattr(backend, "limiter", None)
     report.counts["stripe_requests"] = int(getattr(limiter, "calls", 0))
-    document = report.as_json()
+    # Capped: the admin renders this row, and nothing bounds how much one run finds.
+    document, changes = for_storage(report.as_json(), report.changes())
     row.finished_at = report.finished_at
     row.summary = document["summary"]
     row.report = document
-    row.changes = report.changes()
+    row.changes = changes
     row.drift_remaining = report.drift_remaining
     row.save()
 

@@ -34,6 +34,8 @@ TOP_KEYS = [
     "unbilled",
     "failed_events",
     "errors",
+    # Added within schema version 1:
+    "left_out",
 ]
 SUMMARY_KEYS = [
     "customers",

@@ -16,6 +16,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.serializers.json import DjangoJSONEncoder
 
+from billflow_usage.bounds import RATE_LIMIT, SETTLING_WINDOW, check_options
 from billflow_usage.customers import CUSTOMER_ID_RE
 from billflow_usage.exceptions import BillflowUsageError
 from billflow_usage.reconcile import SyncOptions, run_sync
@@ -24,6 +25,8 @@ from billflow_usage.reconcile.report import render_table
 EXIT_DRIFT = 3
 EXIT_INCOMPLETE = 4
 BAR = 30
+#: Each numeric option and its range (see billflow_usage.bounds).
+BOUNDS = {"settling_window": SETTLING_WINDOW, "rate_limit": RATE_LIMIT}
 
 
 def moment(value: str) -> datetime:
@@ -104,15 +107,17 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--settling-window",
-            type=float,
+            type=SETTLING_WINDOW,
             metavar="SECONDS",
-            help="Leave out the most recent SECONDS (default: BILLFLOW_USAGE['SETTLING_WINDOW']).",
+            help=f"Leave out the most recent SECONDS, {SETTLING_WINDOW.expected} "
+            "(default: BILLFLOW_USAGE['SETTLING_WINDOW']).",
         )
         parser.add_argument(
             "--rate-limit",
-            type=float,
+            type=RATE_LIMIT,
             metavar="PER_SECOND",
-            help="Stripe requests per second, 0 for none (default: SYNC_RATE_LIMIT).",
+            help=f"Stripe requests per second at most, {RATE_LIMIT.expected} "
+            "(default: BILLFLOW_USAGE['SYNC_RATE_LIMIT']).",
         )
         parser.add_argument(
             "--json", action="store_true", help="Print the machine-readable report (schema v1)."
@@ -127,6 +132,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        check_options(options, BOUNDS)
         since, until = options["since"], options["until"]
         if since and until and until <= since:
             raise CommandError("--until must be after --since.")

@@ -10,7 +10,6 @@ its ``DELIVERY_CONCURRENCY`` Stripe requests in flight.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import signal
@@ -23,25 +22,15 @@ from django.db import connections, router
 
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import CREDENTIAL_CODES, BaseBackend
+from billflow_usage.bounds import BATCH_SIZE, IDLE_SLEEP, WORKER_THREADS, check_options
 from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import SubscriptionItemLink, UsageEvent
 from billflow_usage.tracking.seats import refresh_stale_quantities
 
 logger = logging.getLogger("billflow_usage")
 
-
-def positive_int(value: str) -> int:
-    number = int(value)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
-def non_negative_float(value: str) -> float:
-    number = float(value)
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {number}")
-    return number
+#: Each numeric option and its range (see billflow_usage.bounds).
+BOUNDS = {"batch_size": BATCH_SIZE, "concurrency": WORKER_THREADS, "idle_sleep": IDLE_SLEEP}
 
 
 class Command(BaseCommand):
@@ -56,28 +45,30 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--batch-size",
-            type=positive_int,
+            type=BATCH_SIZE,
             default=None,
-            help="Events claimed per batch (default: BILLFLOW_USAGE['BATCH_SIZE']).",
+            help=f"Events claimed per batch, {BATCH_SIZE.expected} "
+            "(default: BILLFLOW_USAGE['BATCH_SIZE']).",
         )
         parser.add_argument(
             "--concurrency",
-            type=positive_int,
+            type=WORKER_THREADS,
             default=1,
             help=(
                 "Batches in flight: threads each claiming, sending and marking their own "
-                "batches (PostgreSQL only). They share BILLFLOW_USAGE['DELIVERY_CONCURRENCY'] "
-                "Stripe requests in flight."
+                f"batches (PostgreSQL only), {WORKER_THREADS.expected}. They share "
+                "BILLFLOW_USAGE['DELIVERY_CONCURRENCY'] Stripe requests in flight."
             ),
         )
         parser.add_argument(
             "--idle-sleep",
-            type=non_negative_float,
+            type=IDLE_SLEEP,
             default=1.0,
-            help="Seconds to wait when nothing is due (default: 1).",
+            help=f"Seconds to wait when nothing is due, {IDLE_SLEEP.expected} (default: 1).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        check_options(options, BOUNDS)
         self.verbosity = int(options["verbosity"])
         self.once = bool(options["once"])
         self.batch_size: int | None = options["batch_size"]
