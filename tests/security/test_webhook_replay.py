@@ -108,7 +108,7 @@ def test_a_pending_row_is_failed_only_if_not_retried_since_the_event(scene: Scen
     created and nothing has claimed it, Stripe's refusal is the last word: failed. If its
     retry came due after, that retry may have been taken: it decides."""
     waited, retried_later = scene.unanswered_rows("cus_waited1", "cus_retried2")
-    due(waited)
+    due(waited, -1)  # Stripe's `created` has milliseconds: clearly before it
     due(retried_later, 60)
     delivery = scene.report()
 
