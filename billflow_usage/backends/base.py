@@ -26,9 +26,13 @@ class MeterEvent:
     timestamp: datetime
     #: Only the ``legacy`` usage-record API needs the customer's subscription item.
     subscription_item_id: str = ""
-    #: Attempts already made: sinks derive per-attempt idempotency keys from it, so a retry
-    #: after an error is a new request while a redo after a crash repeats the same one.
+    #: Attempts already made, and the claim (a token) sending it now: sinks derive
+    #: idempotency keys from both, so a retry after an error and a redo by another worker
+    #: after a crash are new requests. A stored answer is only ever replayed to the claim it
+    #: was given to, never one from before a fix (a meter reactivated, a customer created);
+    #: the identifier is what keeps a resend from counting twice.
     attempt: int = 0
+    claim: str = ""
     #: For sinks that keep one figure per customer, meter and second, which each request
     #: overwrites (:attr:`BaseBackend.sets_totals_per_second`): everything the ledger holds
     #: for this customer and meter at this event's whole second, already sent or in this

@@ -61,7 +61,7 @@ def plan(
             items[key].members.append(event)
         else:
             metric = claim.metrics[event.metric_id]
-            items[key] = Item(_meter_event(event, metric, group), [event])
+            items[key] = Item(_meter_event(event, metric, group, claim.token.hex), [event])
     sendable = []
     for item in items.values():
         if item.event.timestamp < now - STRIPE_HISTORY:
@@ -134,7 +134,9 @@ def _call(backend: BaseBackend, events: list[MeterEvent]) -> list[Result]:
         return [Result(e.identifier, Outcome.RETRY, "backend_error", message) for e in events]
 
 
-def _meter_event(event: ClaimedEvent, metric: Metric, group: DeliveryGroup | None) -> MeterEvent:
+def _meter_event(
+    event: ClaimedEvent, metric: Metric, group: DeliveryGroup | None, claim: str
+) -> MeterEvent:
     source = group or event
     return MeterEvent(
         identifier=source.identifier,
@@ -143,6 +145,7 @@ def _meter_event(event: ClaimedEvent, metric: Metric, group: DeliveryGroup | Non
         value=source.value,
         timestamp=source.occurred_at,
         attempt=event.attempts,
+        claim=claim,
     )
 
 

@@ -6,13 +6,17 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.delivery import deliver_pending
+from billflow_usage.backends import get_backend
+from billflow_usage.delivery import deliver_pending, sending
+from billflow_usage.delivery.claim import claim_events
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.signals import delivery_failed, usage_delivered
 from billflow_usage.testing.fake_stripe import FakeStripe
-from tests.delivery.conftest import Configure, make_due
+from tests.delivery.conftest import Configure, expire_claims, make_due
+from tests.factories import MetricFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +213,28 @@ def test_events_older_than_35_days_fail_without_being_sent(
     assert event.last_error_code == "timestamp_too_far_in_past"
     assert "more than 35 days" in event.last_error_message
     assert fake_stripe.request_count("/v1/billing/meter_events") == 0
+
+
+def test_a_redo_after_a_crash_never_replays_an_answer_from_before_a_fix(
+    fake_stripe: FakeStripe, customer: str
+) -> None:
+    """A worker died after Stripe refused the event (its meter was deactivated); the meter is
+    reactivated; the worker redoing the batch must get Stripe's answer now, not the stored
+    refusal replayed under the dead worker's idempotency key. Found by the model-based test."""
+    meter = fake_stripe.create_meter("exports")
+    MetricFactory(key="exports", event_name="exports", stripe_meter_id=meter["id"])
+    row = billflow_usage.record_usage("exports", customer, 4)
+    fake_stripe.deactivate_meter(meter["id"])
+    held = claim_events(using="default", now=timezone.now(), batch_size=10, lease=1)
+    items, _ = sending.plan(held, using="default")
+    backend = get_backend()
+    sending.send(items, backend, deadline=None)  # refused; then the worker dies
+    fake_stripe.reactivate_meter(meter["id"])
+    expire_claims()
+
+    deliver_pending(backend=backend)
+    backend.close()
+
+    row.refresh_from_db()
+    assert (row.status, row.last_error_code) == ("sent", "")
+    assert fake_stripe.meter_event_total("exports", customer) == 4

@@ -19,8 +19,8 @@ def identifier_key(prefix: str, identifier: str, *rest: object) -> str:
     """``prefix-identifier-rest...``, with ``prefixh-<sha256>`` in place of the first two
     for an identifier a header can't carry.
 
-    Deterministic, so a redo after a crash repeats the key; the ``h`` after the prefix keeps
-    a hashed key from ever equalling another identifier's plain one.
+    Deterministic in what it is given; the ``h`` after the prefix keeps a hashed key from ever
+    equalling another identifier's plain one.
     """
     if HEADER_SAFE.fullmatch(identifier):
         head = f"{prefix}-{identifier}"

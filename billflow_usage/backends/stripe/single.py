@@ -66,10 +66,14 @@ def v1_sender(client: stripe.StripeClient) -> Sender:
                 "payload": {"stripe_customer_id": event.customer_id, "value": str(event.value)},
                 "timestamp": int(event.timestamp.timestamp()),
             },
-            # A new key per attempt: a retry after an error is a fresh request (Stripe
-            # replays stored errors for a reused key), while a redo after a crash repeats the
-            # same key; the identifier deduplicates either way.
-            {"idempotency_key": identifier_key("bfu-me", event.identifier, event.attempt)},
+            # A new key per attempt and claim: a retry, or a redo after a crash, is a fresh
+            # request (Stripe replays a stored answer to a reused key, a refusal included);
+            # the identifier deduplicates it.
+            {
+                "idempotency_key": identifier_key(
+                    "bfu-me", event.identifier, event.attempt, event.claim
+                )
+            },
         )
 
     return send
@@ -96,7 +100,9 @@ def legacy_sender(client: stripe.StripeClient) -> Sender:
             "stripe_version": LEGACY_API_VERSION,
             # The figure is part of the key: a redo after a crash with the same figure
             # repeats the request, while a changed figure is a new request, not a mismatch.
-            "idempotency_key": identifier_key("bfu-ur", event.identifier, event.attempt, total),
+            "idempotency_key": identifier_key(
+                "bfu-ur", event.identifier, event.attempt, event.claim, total
+            ),
         }
         client.raw_request(
             "post", f"/v1/subscription_items/{event.subscription_item_id}/usage_records", **params

@@ -148,10 +148,11 @@ def _event(event: MeterEvent) -> dict[str, object]:
 
 
 def _idempotency_key(chunk: Sequence[MeterEvent]) -> str:
-    """Derived from the batch's identifiers and attempts: a redo repeats it, a retry not."""
+    """Derived from the batch's identifiers, attempts and claims: each send is a new request
+    (see :attr:`MeterEvent.claim`)."""
     digest = hashlib.sha256()
     for event in chunk:
-        digest.update(f"{event.identifier}:{event.attempt}\n".encode())
+        digest.update(f"{event.identifier}:{event.attempt}:{event.claim}\n".encode())
     return f"bfu-ms-{digest.hexdigest()}"
 
 
