@@ -10,9 +10,12 @@ import stripe
 from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.delivery import deliver_pending
+from billflow_usage.backends import get_backend
+from billflow_usage.delivery import deliver_pending, sending
+from billflow_usage.delivery.claim import claim_events
 from billflow_usage.models import UsageEvent
 from billflow_usage.reconcile.metered import CORRECTION_PREFIX
+from tests.delivery.conftest import expire_claims
 from tests.factories import MetricFactory
 from tests.reconcile.conftest import Account, ago, sync_json
 
@@ -265,3 +268,31 @@ def test_surplus_in_an_invoiced_period_needs_a_credit_note(
     )
     assert "credit note" in entry["detail"]
     assert account.fake.meter_event_total("api_calls", customer) == 4
+
+
+def test_usage_stripe_may_hold_while_its_worker_is_away_is_never_repaired(
+    account: Account,
+) -> None:
+    """A worker sent the row and stalled (or died) before marking it: Stripe counts it, the
+    ledger doesn't yet. Repairing that as surplus would make drift once the row is marked.
+    Found by the model-based test."""
+    customer = account.customer()
+    account.subscribe(customer)
+    billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(hours=3))
+    held = claim_events(using="default", now=timezone.now(), batch_size=10, lease=300)
+    items, _ = sending.plan(held, using="default")
+    backend = get_backend()
+    sending.send(items, backend, deadline=None)  # Stripe has it; the worker is away
+    backend.close()
+
+    document = sync_json("--apply")
+
+    [entry] = document["metered"]
+    assert (entry["status"], entry["ledger"], entry["stripe"]) == ("skipped", None, None)
+    assert "being delivered" in entry["detail"]
+    assert document["summary"]["drift_remaining"] == 0
+    assert not UsageEvent.objects.filter(identifier__startswith=CORRECTION_PREFIX).exists()
+    expire_claims()
+    deliver_pending()
+    assert account.fake.meter_event_total("api_calls", customer) == 5
+    assert metered(sync_json("--apply")) == []

@@ -1,0 +1,69 @@
+"""Failures the model-based test found while it was built, shrunk by Hypothesis and kept as
+they were printed (each ends with a quiescent check of every invariant)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+
+import pytest
+
+from billflow_usage.testing.fake_stripe import FakeStripe
+from tests.model.machine import BillingMachine
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def state(fake_stripe_server: FakeStripe) -> Iterator[BillingMachine]:
+    machine = type(
+        "Billing", (BillingMachine,), {"fake": fake_stripe_server, "explored": Counter()}
+    )()
+    machine.open_account()
+    yield machine
+    machine.teardown()
+
+
+def test_a_primary_key_that_comes_back_is_billed_again(state: BillingMachine) -> None:
+    """The order's creation was refused as a conflict with the first one's and never billed
+    (identifiers came from the metric, model, pk and action only)."""
+    state.place_order(index=0, quantity=1, reuse=1)
+    state.delete_order(pick=0)
+    state.place_order(index=0, quantity=1, reuse=0)
+
+
+def test_two_updates_in_one_instant_are_both_billed(state: BillingMachine) -> None:
+    """Two saves recording the same delta (+2) under a frozen clock got one identifier, so the
+    second was taken for a retry of the first and never billed: the ledger held 5 units of
+    the 7 ordered."""
+    state.place_order(index=0, quantity=3, reuse=1)
+    state.change_order(pick=0, quantity=5)
+    state.change_order(pick=0, quantity=7)
+
+
+def test_a_row_stripe_holds_already_is_never_aggregated(state: BillingMachine) -> None:
+    """A worker died after Stripe accepted the row; with aggregation switched on, the row was
+    grouped with a later one and sent again inside the group: Stripe billed 35 twice."""
+    state.record_calls(index=0, value=35)
+    state.worker_dies_after_stripe_answered()
+    state.switch_delivery(delivery="worker", meter_api="v2", window=60)
+    state.record_in_bulk(usages=[(1, 9), (1, 9), (0, 1), (1, 9)])
+
+
+def test_sync_never_repairs_usage_a_stalled_worker_sent(state: BillingMachine) -> None:
+    """The worker sent the order's events and died before marking them; billflow_sync saw
+    Stripe's 5 units as surplus and offset them, then the redo marked the row sent: Stripe
+    billed 0 of the 5 recorded units."""
+    state.place_order(index=0, quantity=5, reuse=12)
+    state.time_passes(seconds=900)
+    state.worker_dies_after_stripe_answered()
+    state.billflow_sync(apply=True)
+
+
+def test_a_redo_after_a_crash_gets_stripes_answer_now(state: BillingMachine) -> None:
+    """Stripe refused the units event (meter deactivated), the worker died before marking;
+    once the meter was back, the redo got the stored refusal replayed under the same
+    idempotency key and failed the row."""
+    state.place_order(index=0, quantity=1, reuse=0)
+    state.meter_deactivated(key="units")
+    state.worker_dies_after_stripe_answered()
