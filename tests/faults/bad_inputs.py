@@ -21,7 +21,6 @@ import stripe
 from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.delivery import deliver_pending
 from billflow_usage.exceptions import (
     IdentifierConflict,
     InvalidUsage,
@@ -300,6 +299,8 @@ def record_too_old(scene: Scene) -> UsageEvent:
 
 def aggregated_and_failed(scene: Scene) -> UsageEvent:
     """Two rows aggregated into one Stripe event that Stripe refused; the first of them."""
+    from billflow_usage.delivery import deliver_pending
+
     scene.configure(AGGREGATION_WINDOW=60)
     window = timezone.now().timestamp() // 60 * 60 - 300
     at = datetime.fromtimestamp(window + 1, tz=UTC)
