@@ -67,3 +67,17 @@ def test_a_redo_after_a_crash_gets_stripes_answer_now(state: BillingMachine) -> 
     state.place_order(index=0, quantity=1, reuse=0)
     state.meter_deactivated(key="units")
     state.worker_dies_after_stripe_answered()
+
+
+def test_cancelling_an_event_stripe_lost_is_made_up_by_the_next_sync(
+    state: BillingMachine,
+) -> None:
+    """Stripe lost an event, billflow_sync made up for it with a correction, then staff
+    cancelled the original row (Stripe: already cancelled): the correction still billed it
+    until the next sync took it back. Found by the model-based test; the model now expects
+    that sync."""
+    state.record_in_bulk(usages=[(0, 7), (0, 2)])
+    state.settle()
+    state.stripe_loses_an_event(pick=3371)
+    state.settle()
+    state.staff_cancels_rows(count=3, newest=False)
