@@ -231,6 +231,13 @@ class BaseBackend(abc.ABC):
         return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
 
     @classmethod
+    def meter_event_identifier(cls, name: str) -> str:
+        """The meter event identifier a report of the sink names as ``name`` (for the Stripe
+        backend, a request's idempotency key stands for the identifier it was made from);
+        ``name`` itself by default."""
+        return name
+
+    @classmethod
     def parse_subscription(cls, data: Mapping[str, Any]) -> RemoteSubscription:
         """A subscription given as the sink's own JSON (for the Stripe backend: dj-stripe's
         webhook payloads and stored ``stripe_data``). Sinks that have no such payloads raise

@@ -30,7 +30,7 @@ from billflow_usage.backends.stripe.errors import (
     credentials_named,
     result_for_error,
 )
-from billflow_usage.backends.stripe.keys import identifier_key
+from billflow_usage.backends.stripe.keys import identifier_in_key, identifier_key
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
 
@@ -109,6 +109,10 @@ class StripeBackend(BaseBackend):
     @classmethod
     def result_for_error(cls, key: str, exc: Exception) -> Result:
         return result_for_error(key, exc)
+
+    @classmethod
+    def meter_event_identifier(cls, name: str) -> str:
+        return identifier_in_key(name) or name
 
     @classmethod
     def parse_subscription(cls, data: Mapping[str, Any]) -> RemoteSubscription:
