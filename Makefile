@@ -40,6 +40,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy billflow_usage
+	$(BIN)/lint-imports
 
 # Known vulnerabilities in what the virtualenv resolved (locked in artifacts/), with pip-audit
 # against PyPI's or OSV's advisories; needs pypi.org or api.osv.dev (.ci/audit_dependencies.py).

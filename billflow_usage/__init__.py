@@ -2,6 +2,18 @@
 
 The public API is imported lazily so that ``import billflow_usage`` works in settings and
 ``models.py`` before Django's app registry is ready.
+
+What is public: the names in ``__all__`` below, and what the documentation names as public
+(the models of ``billflow_usage.models``, ``billflow_usage.signals``,
+``billflow_usage.exceptions``, ``billflow_usage.backends.base`` for writing a backend, the
+shipped backends' dotted paths, ``billflow_usage.testing``, ``billflow_usage.views`` and
+``billflow_usage.urls``, the ``BILLFLOW_USAGE`` keys, the check ids, the management commands
+and their options). Everything else is internal, whatever its name, and may change in any
+release; ``track()``'s options are typed once in ``billflow_usage.tracking.options``.
+
+Deprecation: a public name or behaviour changes incompatibly only after one release in
+which it still works, warns with a ``DeprecationWarning`` naming its replacement and the
+release that removes it, and the changelog says so; security fixes may not wait.
 """
 
 from __future__ import annotations

@@ -1,38 +1,36 @@
 """System checks for ``BILLFLOW_USAGE`` (``billflow_usage.E001``...), each with a hint.
 
 Misconfiguration is reported here, by ``manage.py check`` and at server start, rather than by
-exceptions at import time.
+exceptions at import time. What only the configured backend knows (its credentials, its
+address) it checks itself (:meth:`BaseBackend.check`), called from here.
 """
 
 from __future__ import annotations
 
 import difflib
 import importlib.util
-import ipaddress
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.apps import apps
 from django.conf import settings
 from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from billflow_usage import bounds
+from billflow_usage.addresses import is_base_url
 from billflow_usage.conf import DEFAULTS, SETTINGS_NAME, billflow_settings
 
 METER_APIS = ("v1", "v2", "legacy")
 DELIVERY_MODES = ("on_commit", "worker", "celery")
 PRORATION_BEHAVIORS = ("create_prorations", "always_invoice", "none")
-STRIPE_BACKEND = "billflow_usage.backends.stripe.StripeBackend"
 STRIPE_SEAT_UPDATES_PER_HOUR = 200
 #: One sending thread per request in flight; past this, threads cost more than they hide.
 MAX_DELIVERY_CONCURRENCY = 64
 #: Settings whose values are never shown in a message.
 SECRET_SETTINGS = ("STRIPE_API_KEY", "METER_WEBHOOK_SECRET")
-#: Host names of this machine, besides the loopback addresses (127.0.0.0/8, ::1).
-LOOPBACK_NAMES = ("localhost",)
 
 
 def _finite_number(value: Any) -> bool:
@@ -56,20 +54,8 @@ def _optional_prefixed(*prefixes: str) -> Callable[[Any], bool]:
 
 
 def _optional_base_url(value: Any) -> bool:
-    """None, or ``http(s)://host[:port][/path]``: no user, query, fragment, space or
-    backslash, which a URL parser and an HTTP client could read differently."""
-    if value is None:
-        return True
-    if not (isinstance(value, str) and value.startswith(("http://", "https://"))):
-        return False
-    if not value.isprintable() or any(c in value for c in " @\\?#"):
-        return False
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - raises ValueError for a port that is not one
-    except ValueError:
-        return False
-    return bool(parts.hostname)
+    """None, or a base URL (:func:`~billflow_usage.addresses.is_base_url`)."""
+    return value is None or is_base_url(value)
 
 
 #: Setting name -> (is it well-formed?, what a good value looks like).
@@ -142,8 +128,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckM
         *_choice("METER_API", METER_APIS, "billflow_usage.E002"),
         *_choice("DELIVERY", DELIVERY_MODES, "billflow_usage.E003"),
         *_celery(),
-        *_stripe_key(),
-        *_plain_http_base(),
+        *_backend_checks(),
         *_values(raw),
     ]
 
@@ -229,50 +214,16 @@ def _celery() -> Iterator[checks.CheckMessage]:
         )
 
 
-def _stripe_key() -> Iterator[checks.CheckMessage]:
-    if billflow_settings.BACKEND == STRIPE_BACKEND and not billflow_settings.stripe_api_key:
-        yield checks.Error(
-            "The Stripe backend has no API key.",
-            hint=f"Set {SETTINGS_NAME}['STRIPE_API_KEY'], or dj-stripe's STRIPE_TEST_SECRET_KEY "
-            "/ STRIPE_LIVE_SECRET_KEY; for development use the console or locmem backend.",
-            id="billflow_usage.E004",
-        )
+def _backend_checks() -> Iterator[checks.CheckMessage]:
+    """The configured backend's own checks (the Stripe backend's: E004, E008, W002); none
+    when it can't be imported or is no backend (E001 says so)."""
+    from billflow_usage.backends import get_backend_class
 
-
-def _plain_http_base() -> Iterator[checks.CheckMessage]:
-    """A key sent over plain http:// can be read on its way, unless it never leaves this
-    machine (a local fake Stripe): an Error for a live key, a Warning for a test key."""
-    base = billflow_settings.STRIPE_API_BASE
-    if not (base and _optional_base_url(base) and base.startswith("http://")):
-        return
-    host = urlsplit(base).hostname or ""
-    if _is_loopback(host):
-        return
-    key = billflow_settings.stripe_api_key
-    if not key:
-        return
-    mode = "live" if billflow_settings.livemode else "test"
-    message = (
-        f"{SETTINGS_NAME}['STRIPE_API_BASE'] sends the Stripe {mode}-mode key in clear text "
-        f"(plain http://) to {host}, which is not this machine."
-    )
-    hint = (
-        "Use https:// for any host but this machine (127.0.0.0/8, ::1, localhost), or remove "
-        "STRIPE_API_BASE to call Stripe itself."
-    )
-    if mode == "live":
-        yield checks.Error(message, hint=hint, id="billflow_usage.E008")
-    else:
-        yield checks.Warning(message, hint=hint, id="billflow_usage.W002")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_NAMES:
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        backend_class = get_backend_class()
+    except (ImportError, ImproperlyConfigured):
+        return
+    yield from backend_class.check()
 
 
 def _values(raw: dict[str, Any]) -> Iterator[checks.CheckMessage]:

@@ -2,7 +2,9 @@
 
 An Event Destination posts a *thin* event (``id``, ``type``, ``created``, no data); the full
 event, fetched from ``GET /v2/core/events/{id}``, names refused meter events in
-``data.reason.error_types[].sample_errors[].request.identifier``. Both are checked here,
+``data.reason.error_types[].sample_errors[].request.identifier`` (the event's identifier, or
+the request's idempotency key, which the configured backend reads back to the identifier:
+:meth:`~billflow_usage.backends.base.BaseBackend.meter_event_identifier`). Both are checked here,
 before anything touches the database or Stripe: a value of the wrong type is a
 :class:`~billflow_usage.exceptions.MalformedEvent` naming the field (never the value, so
 messages and logs carry no payload), not an exception from deep inside the marking.
@@ -11,13 +13,16 @@ messages and logs carry no payload), not an exception from deep inside the marki
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billflow_usage.backends.stripe.errors import redact
+from django.core.exceptions import ImproperlyConfigured
+
+from billflow_usage.backends import get_backend_class
 from billflow_usage.exceptions import MalformedEvent
+from billflow_usage.redaction import redact
 
 METER_ERROR_EVENTS = (
     "v1.billing.meter.error_report_triggered",
@@ -25,8 +30,6 @@ METER_ERROR_EVENTS = (
 )
 #: Stripe's event IDs (``evt_...``), stored in a 255-character column.
 EVENT_ID_RE = re.compile(r"evt_[A-Za-z0-9_]{1,251}")
-#: The v1 sender's idempotency keys, ``bfu-me-<identifier>-<attempt>``.
-V1_KEY_RE = re.compile(r"^bfu-me-(?P<identifier>.+)-\d+$")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,7 @@ def parse_report(event: Mapping[str, Any]) -> ErrorReport:
     notice = parse_notice(event)
     if notice.data is None:
         raise MalformedEvent("data must be an object")
+    identified = _configured_reader()
     reason = _optional(notice.data, "reason", Mapping, "data", "an object") or {}
     summary = _optional(notice.data, "developer_message_summary", str, "data", "a string")
     default_code = notice.type.rsplit(".", 1)[-1]
@@ -89,14 +93,14 @@ def parse_report(event: Mapping[str, Any]) -> ErrorReport:
         ):
             found = _sample(sample, f"{where}.sample_errors[{j}]")
             if found is not None:
-                identifier, message = found
+                name, message = found
                 text = message or summary or ""
-                errors[identifier] = (code[:100], redact(f"Stripe error report: {text}"))
+                errors[identified(name)] = (code[:100], redact(f"Stripe error report: {text}"))
     return ErrorReport(notice, errors)
 
 
 def _sample(sample: Any, where: str) -> tuple[str, str | None] | None:
-    """(identifier, message) of one sample error, or None when it names no event."""
+    """(the name of the event, message) of one sample error, or None when it names none."""
     if not isinstance(sample, Mapping):
         raise MalformedEvent(f"{where} must be an object")
     message = _optional(sample, "error_message", str, where, "a string")
@@ -104,8 +108,16 @@ def _sample(sample: Any, where: str) -> tuple[str, str | None] | None:
     identifier = _optional(request, "identifier", str, f"{where}.request", "a string")
     if not identifier:
         return None
-    found = V1_KEY_RE.match(identifier)  # Stripe may give the request's idempotency key
-    return (found.group("identifier") if found else identifier), message
+    return identifier, message
+
+
+def _configured_reader() -> Callable[[str], str]:
+    """How the configured backend reads the names in its reports; names as they are when it
+    can't be had (check E001 says why)."""
+    try:
+        return get_backend_class().meter_event_identifier
+    except (ImportError, ImproperlyConfigured):
+        return str
 
 
 def _optional(container: Mapping[str, Any], key: str, kind: type, where: str, what: str) -> Any:

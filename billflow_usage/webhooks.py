@@ -3,7 +3,9 @@
 - dj-stripe webhooks: ``customer.subscription.created/updated/deleted`` update the
   subscription item links of that subscription (:func:`sync_subscription`); connected in
   ``AppConfig.ready()`` to dj-stripe's ``WEBHOOK_SIGNALS``, so a project that already
-  receives webhooks through dj-stripe needs nothing more.
+  receives webhooks through dj-stripe needs nothing more. The payload is read by the
+  configured backend (:meth:`~billflow_usage.backends.base.BaseBackend.parse_subscription`);
+  with one that has no Stripe subscriptions (locmem, console) there are none to follow.
 - Meter error reports (``v1.billing.meter.error_report_triggered`` and
   ``v1.billing.meter.no_meter_found`` thin events from an Event Destination):
   :func:`mark_meter_errors` marks the events Stripe names as failed with Stripe's code.
@@ -26,7 +28,8 @@ from django.db import IntegrityError, router, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billflow_usage.backends.stripe.reads import parse_subscription
+from billflow_usage.backends import get_backend_class
+from billflow_usage.backends.base import ReadNotSupported
 from billflow_usage.meter_errors import METER_ERROR_EVENTS, ErrorReport, parse_report
 from billflow_usage.models import DeliveryGroup, Metric, ProcessedMeterErrorEvent, UsageEvent
 from billflow_usage.reconcile.items import LiveItems, match_items, refresh_links
@@ -45,8 +48,10 @@ PRUNE_BATCH = 100
 
 def sync_subscription(data: Mapping[str, Any]) -> list[ItemChange]:
     """Update the links of one subscription (a webhook's ``data.object``); returns the
-    changes. A canceled subscription deactivates its links."""
-    sub = parse_subscription(data)
+    changes. A canceled subscription deactivates its links. Raises
+    :class:`~billflow_usage.backends.base.ReadNotSupported` when the configured backend
+    can't read it."""
+    sub = get_backend_class().parse_subscription(data)
     if not sub.id or not sub.customer_id:
         return []
     metrics = list(Metric.objects.filter(active=True))
@@ -67,6 +72,9 @@ def subscription_receiver(sender: Any, event: Any, **kwargs: Any) -> None:
         return
     try:
         changes = sync_subscription(data)
+    except ReadNotSupported as exc:
+        logger.info("billflow_usage: links not updated from %s: %s", event, exc)
+        return
     except Exception:
         logger.exception("billflow_usage: could not update links from %s", event)
         return

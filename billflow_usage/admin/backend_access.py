@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from billflow_usage.backends import get_backend
+from django.core.exceptions import ImproperlyConfigured
+
+from billflow_usage.backends import get_backend, get_backend_class
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported
-from billflow_usage.backends.stripe.errors import result_for_error
 
 #: Seconds one Stripe request may take while the page waits.
 REQUEST_TIMEOUT = 10.0
@@ -39,7 +40,7 @@ def request_backend() -> Iterator[BaseBackend]:
 def describe_failure(exc: Exception) -> BackendFailure:
     if isinstance(exc, ReadNotSupported):
         return BackendFailure(True, str(exc))
-    result = result_for_error("read", exc)
+    result = _configured_class().result_for_error("read", exc)
     if result.rejects_credentials:
         return BackendFailure(True, result.message)
     if result.outcome == Outcome.RETRY:
@@ -47,3 +48,12 @@ def describe_failure(exc: Exception) -> BackendFailure:
             True, f"Stripe could not be reached ({result.code}: {result.message})."
         )
     return BackendFailure(False, f"Stripe refused the request ({result.code}: {result.message}).")
+
+
+def _configured_class() -> type[BaseBackend]:
+    """The configured backend class, which reads its own errors; when it can't be had, that
+    failure is what is described, as any backend reads it."""
+    try:
+        return get_backend_class()
+    except (ImportError, ImproperlyConfigured):
+        return BaseBackend

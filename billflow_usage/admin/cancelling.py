@@ -21,7 +21,6 @@ from django.db.models import Q
 from billflow_usage.admin.backend_access import describe_failure, request_backend
 from billflow_usage.admin.delivery_groups import refusals, select_groups
 from billflow_usage.backends.base import BaseBackend, Outcome
-from billflow_usage.backends.stripe.errors import result_for_error
 from billflow_usage.models import UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 
@@ -123,7 +122,7 @@ def _cancel_in_stripe(
                 message="Cancelled in Stripe from the admin, within Stripe's 24 h window.",
             )
         except Exception as exc:  # a backend that raises instead of answering a Result
-            result = result_for_error(identifier, exc)
+            result = backend.result_for_error(identifier, exc)
         if result.outcome == Outcome.DELIVERED:
             outcome.cancelled += [(event, f"Cancelled in Stripe ({identifier}).") for event in unit]
         elif result.rejects_credentials:

@@ -2,17 +2,26 @@
 
 Backends take and return plain data: they never import models, the registry or the ledger,
 so adding a sink (Lago, OpenMeter, Metronome) is one new module and the ledger never calls
-the network.
+the network. What only a sink knows is asked of its class, never of a module of it: how its
+errors read (:meth:`BaseBackend.result_for_error`), its payloads
+(:meth:`BaseBackend.parse_subscription`) and its settings (:meth:`BaseBackend.check`). The
+rest of the app imports no backend module but this one (an import contract checks it).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from billflow_usage.conf import DEFAULTS, SETTINGS_NAME
+from billflow_usage.redaction import redact
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
 
 
 @dataclass(frozen=True)
@@ -178,7 +187,12 @@ class CredentialsRejected(Exception):
 
 
 class BaseBackend(abc.ABC):
-    """A sink for usage. One instance may serve many batches; ``close()`` releases it."""
+    """A sink for usage. One instance may serve many batches; ``close()`` releases it.
+
+    Every backend takes ``timeout``, the seconds one request to the sink may take (None: the
+    sink's own default; sinks that make no requests ignore it), and whatever options of its
+    own it documents. :meth:`within` bounds calls by a deadline instead.
+    """
 
     #: The sink takes one call at a time per customer and meter (Stripe's v1 meter events):
     #: workers then never hold events of the same customer and meter at once. Sinks without
@@ -193,8 +207,42 @@ class BaseBackend(abc.ABC):
     #: second (:attr:`MeterEvent.second_total`), so a resend can never count twice.
     sets_totals_per_second: bool = False
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, *, timeout: float | None = None, **options: Any) -> None:
+        self.timeout = timeout
         self.options = options
+
+    # -- what only the sink knows, asked of its class ------------------------------------
+
+    @classmethod
+    def check(cls, **kwargs: Any) -> list[CheckMessage]:
+        """System check messages about this sink's own configuration (credentials, address),
+        run with the settings checks while it is the configured backend; like Django's
+        ``Model.check()``. None by default."""
+        return []
+
+    @classmethod
+    def result_for_error(cls, key: str, exc: Exception) -> Result:
+        """Classify an exception a call on the item ``key`` raised instead of answering a
+        :class:`Result` (a read, or a call of a sink that raises): credentials the sink
+        refused, else "try again later" with the exception's type and redacted message.
+        Sinks that can tell more from their own errors override it."""
+        if isinstance(exc, CredentialsRejected):
+            return Result(key, Outcome.RETRY, exc.code, exc.message)
+        return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
+
+    @classmethod
+    def meter_event_identifier(cls, name: str) -> str:
+        """The meter event identifier a report of the sink names as ``name`` (for the Stripe
+        backend, a request's idempotency key stands for the identifier it was made from);
+        ``name`` itself by default."""
+        return name
+
+    @classmethod
+    def parse_subscription(cls, data: Mapping[str, Any]) -> RemoteSubscription:
+        """A subscription given as the sink's own JSON (for the Stripe backend: dj-stripe's
+        webhook payloads and stored ``stripe_data``). Sinks that have no such payloads raise
+        :class:`ReadNotSupported` (the default)."""
+        raise cls._unsupported("read subscription payloads")
 
     @abc.abstractmethod
     def send_meter_events(self, events: Sequence[MeterEvent]) -> list[Result]:
@@ -249,8 +297,9 @@ class BaseBackend(abc.ABC):
         """The full payload of a (thin) event, by ID."""
         raise self._unsupported("fetch events")
 
-    def _unsupported(self, what: str) -> ReadNotSupported:
+    @classmethod
+    def _unsupported(cls, what: str) -> ReadNotSupported:
         return ReadNotSupported(
-            f"{type(self).__name__} cannot {what}; billflow_sync needs the Stripe backend "
-            "(BILLFLOW_USAGE['BACKEND'] = 'billflow_usage.backends.stripe.StripeBackend') for it."
+            f"{cls.__name__} cannot {what}; billflow_sync needs a backend that can: set "
+            f"{SETTINGS_NAME}['BACKEND'] to one (the default, {DEFAULTS['BACKEND']!r}, can)."
         )

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Iterable
 
 from django.db import transaction
-from django.utils.module_loading import import_string
 
 from billflow_usage import commit_hooks
 from billflow_usage.backends import get_backend
@@ -42,11 +41,12 @@ class AfterCommit:
             logger.exception("billflow_usage: delivery after commit failed; rows stay pending")
 
     def deliver_now(self) -> None:
-        """Try what this transaction recorded, bounded by ``ON_COMMIT_TIMEOUT``."""
+        """Try what this transaction recorded, bounded by ``ON_COMMIT_TIMEOUT``: the time
+        limit is a deadline no request starts after nor outlives, with any backend that can
+        bound its calls (:meth:`BaseBackend.within`)."""
         timeout = float(billflow_settings.ON_COMMIT_TIMEOUT)
         size = int(billflow_settings.BATCH_SIZE)
-        # Only the Stripe backend takes a per-request timeout; other sinks keep theirs.
-        backend = get_backend(timeout=timeout) if _is_stripe() else get_backend()
+        backend = get_backend()
         try:
             deliver_pending(
                 backend=backend,
@@ -78,10 +78,3 @@ def schedule_delivery(
     else:
         callback.event_ids.update(event_ids)
         callback.link_ids.update(link_ids)
-
-
-def _is_stripe() -> bool:
-    from billflow_usage.backends.stripe import StripeBackend
-
-    backend_class = import_string(billflow_settings.BACKEND)
-    return isinstance(backend_class, type) and issubclass(backend_class, StripeBackend)

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import transaction
 from django.db.models import Q
@@ -24,7 +25,6 @@ from billflow_usage.backends.base import (
     RemoteItem,
     RemoteSubscription,
 )
-from billflow_usage.backends.stripe.reads import parse_subscription
 from billflow_usage.conf import billflow_settings
 from billflow_usage.models import Metric, SubscriptionItemLink
 from billflow_usage.reconcile.report import ErrorEntry, ItemChange, Report
@@ -63,7 +63,15 @@ def read_subscriptions(
     listed: set[str] = set()
     remaining = set(customers)
     if items_from in ("auto", "djstripe"):
-        fresh = _from_djstripe(remaining, by_customer, now, any_age=items_from == "djstripe")
+        try:
+            fresh = _from_djstripe(
+                remaining, by_customer, now, backend=backend, any_age=items_from == "djstripe"
+            )
+        except ReadNotSupported as exc:
+            if items_from == "djstripe":  # nothing read: no link may change
+                report.errors.append(ErrorEntry("items", "", "", "unsupported", str(exc)))
+                return by_customer, listed
+            fresh = set()  # the backend lists them itself, or says it can't
         listed |= fresh
         remaining -= fresh
         if items_from == "djstripe":
@@ -332,10 +340,12 @@ def _from_djstripe(
     by_customer: dict[str, list[RemoteSubscription]],
     now: datetime,
     *,
+    backend: BaseBackend,
     any_age: bool,
 ) -> set[str]:
     """Customers whose dj-stripe subscriptions are all fresh (webhooks or a recent sync);
-    their live subscriptions are added to ``by_customer``."""
+    their live subscriptions are added to ``by_customer``. The backend reads the stored
+    Stripe JSON: :class:`ReadNotSupported`, with nothing added, when it can't."""
     max_age = billflow_settings.DJSTRIPE_MAX_AGE
     if not customers or (max_age is None and not any_age):
         return set()
@@ -348,24 +358,25 @@ def _from_djstripe(
         chunk = ordered[start : start + CHUNK]
         for sub in Subscription.objects.filter(customer_id__in=chunk).prefetch_related("items"):
             rows[str(sub.customer_id)].append(sub)
-    served: set[str] = set()
+    parsed: dict[str, list[RemoteSubscription]] = {}
     for customer, subs in rows.items():
         if not any_age and any(s.djstripe_updated < oldest for s in subs):
             continue
-        parsed = [_djstripe_subscription(sub) for sub in subs]
-        by_customer[customer].extend(s for s in parsed if s.live)
-        served.add(customer)
-    return served
+        parsed[customer] = [backend.parse_subscription(_djstripe_payload(sub)) for sub in subs]
+    for customer, found in parsed.items():
+        by_customer[customer].extend(s for s in found if s.live)
+    return set(parsed)
 
 
-def _djstripe_subscription(sub: object) -> RemoteSubscription:
+def _djstripe_payload(sub: object) -> dict[str, Any]:
+    """A dj-stripe subscription's stored Stripe JSON, with its items'."""
     data = dict(getattr(sub, "stripe_data", None) or {})
     items = [dict(getattr(item, "stripe_data", None) or {}) for item in sub.items.all()]  # type: ignore[attr-defined]
     if items:
         data["items"] = {"data": items}
     data.setdefault("id", sub.id)  # type: ignore[attr-defined]
     data.setdefault("customer", sub.customer_id)  # type: ignore[attr-defined]
-    return parse_subscription(data)
+    return data
 
 
 def stored_items(customers: Collection[str], metrics: list[Metric]) -> set[Key]:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Unpack
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist
@@ -38,7 +38,8 @@ from billflow_usage.redaction import (
 from billflow_usage.tracking.base import ACTIONS, CREATE, DELETE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
 from billflow_usage.tracking.identifiers import tracker_identifier
-from billflow_usage.tracking.resolvers import Resolver
+from billflow_usage.tracking.options import Number, TrackOptions
+from billflow_usage.tracking.resolvers import Resolver, optional_resolver
 from billflow_usage.tracking.snapshots import saved_value
 
 logger = logging.getLogger(__name__)
@@ -100,34 +101,23 @@ class MeteredTracker(Tracker):
     ledger_model = UsageEvent
     declared_with = "track"
 
-    def __init__(
-        self,
-        model: object,
-        *,
-        metric: str,
-        customer: object,
-        value: object = 1,
-        on: object = (CREATE,),
-        when: object = None,
-        timestamp: object = None,
-        identifier: object = None,
-        delta: str | None = None,
-        reverse_on_delete: bool = False,
-    ) -> None:
-        super().__init__(model, metric=metric, customer=customer)
-        self.value: int | float | Decimal | Resolver = (
+    def __init__(self, model: object, **options: Unpack[TrackOptions]) -> None:
+        super().__init__(model, metric=options["metric"], customer=options["customer"])
+        value = options.get("value", 1)
+        self.value: Number | Resolver = (
             value if isinstance(value, int | float | Decimal) else Resolver(value)
         )
+        on: object = options.get("on", (CREATE,))
         if isinstance(on, str) or not isinstance(on, Iterable):
             on = (on,)
         #: As declared (the checks report unknown actions); ``actions`` is what runs.
-        self.on = tuple(on)
+        self.on: tuple[Any, ...] = tuple(on)
         self.actions = frozenset(action for action in self.on if action in ACTIONS)
-        self.when = None if when is None else Resolver(when)
-        self.timestamp = None if timestamp is None else Resolver(timestamp)
-        self.identifier = None if identifier is None else Resolver(identifier)
-        self.delta = delta
-        self.reverse_on_delete = reverse_on_delete
+        self.when = optional_resolver(options.get("when"))
+        self.timestamp = optional_resolver(options.get("timestamp"))
+        self.identifier = optional_resolver(options.get("identifier"))
+        self.delta = options.get("delta")
+        self.reverse_on_delete = options.get("reverse_on_delete", False)
 
     def resolvers(self) -> dict[str, Resolver]:
         optional = {

@@ -11,7 +11,7 @@ it), and ``weak=False``: the receivers are bound methods that would otherwise be
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, Unpack, overload
 
 from django.apps import apps
 from django.db import models
@@ -29,6 +29,12 @@ from billflow_usage.tracking.base import (
 )
 from billflow_usage.tracking.context import tracking_is_disabled
 from billflow_usage.tracking.metered import MeteredTracker, record_created
+from billflow_usage.tracking.options import (
+    TRACK,
+    TRACK_QUANTITY,
+    TrackOptions,
+    TrackQuantityOptions,
+)
 from billflow_usage.tracking.seats import QuantityTracker
 from billflow_usage.tracking.snapshots import before_save, loaded, take, watch
 
@@ -44,60 +50,27 @@ class TrackerRegistry:
         self._by_model: dict[type[models.Model], list[Tracker]] = {}
 
     @overload
-    def track(
-        self,
-        model: None = None,
-        *,
-        metric: str,
-        customer: object,
-        value: object = 1,
-        on: object = (CREATE,),
-        when: object = None,
-        timestamp: object = None,
-        identifier: object = None,
-        delta: str | None = None,
-        reverse_on_delete: bool = False,
-    ) -> Callable[[M], M]: ...
+    def track(self, model: None = None, **options: Unpack[TrackOptions]) -> Callable[[M], M]: ...
 
     @overload
     def track(
-        self,
-        model: type[models.Model] | str,
-        *,
-        metric: str,
-        customer: object,
-        value: object = 1,
-        on: object = (CREATE,),
-        when: object = None,
-        timestamp: object = None,
-        identifier: object = None,
-        delta: str | None = None,
-        reverse_on_delete: bool = False,
+        self, model: type[models.Model] | str, **options: Unpack[TrackOptions]
     ) -> MeteredTracker: ...
 
     def track(
-        self,
-        model: type[models.Model] | str | None = None,
-        *,
-        metric: str,
-        customer: object,
-        value: object = 1,
-        on: object = (CREATE,),
-        when: object = None,
-        timestamp: object = None,
-        identifier: object = None,
-        delta: str | None = None,
-        reverse_on_delete: bool = False,
+        self, model: type[models.Model] | str | None = None, **options: Unpack[TrackOptions]
     ) -> MeteredTracker | Callable[[M], M]:
         """Record usage of the metered ``metric`` when objects of ``model`` change.
 
         ``model`` is a model class or ``"app_label.ModelName"``; leave it out to use
         ``track`` as a class decorator. Returns the tracker (the class, as a decorator).
+        The options (:class:`~billflow_usage.tracking.options.TrackOptions`):
 
         - ``customer(instance)``: a ``cus_...`` ID, a dj-stripe ``Customer``, a dj-stripe
           subscriber, or None to record nothing for this object.
-        - ``value``: a whole number, or ``value(instance)`` returning one (None skips).
-        - ``on``: any of ``"create"``, ``"update"``, ``"delete"``.
+        - ``value``: a whole number (default 1), or ``value(instance)`` returning one (None
+          skips).
+        - ``on``: any of ``"create"``, ``"update"``, ``"delete"`` (default ``("create",)``).
         - ``when(instance, created)``: record only when it returns true.
         - ``timestamp(instance)``: when the usage happened (default: when it was saved).
         - ``identifier(instance)``: the object's own idempotency key, used as it is for the
@@ -111,56 +84,38 @@ class TrackerRegistry:
           meter; on count and last meters the rest stays billed, with a warning) instead
           of recording a delete.
 
-        Any argument taking a function also takes its dotted path. Mistakes are reported by
-        ``manage.py check`` (``billflow_usage.E1xx``); a save whose tracker fails still
-        succeeds, and the failure is kept as a failed ledger row.
+        Any argument taking a function also takes its dotted path. A missing or unknown
+        option is a ``TypeError``; other mistakes are reported by ``manage.py check``
+        (``billflow_usage.E1xx``); a save whose tracker fails still succeeds, and the
+        failure is kept as a failed ledger row.
         """
-        return self._declare(
-            model,
-            lambda target: MeteredTracker(
-                target,
-                metric=metric,
-                customer=customer,
-                value=value,
-                on=on,
-                when=when,
-                timestamp=timestamp,
-                identifier=identifier,
-                delta=delta,
-                reverse_on_delete=reverse_on_delete,
-            ),
-        )
+        TRACK.require(options)
+        return self._declare(model, lambda target: MeteredTracker(target, **options))
 
     @overload
     def track_quantity(
-        self, model: None = None, *, metric: str, customer: object, quantity: object
+        self, model: None = None, **options: Unpack[TrackQuantityOptions]
     ) -> Callable[[M], M]: ...
 
     @overload
     def track_quantity(
-        self, model: type[models.Model] | str, *, metric: str, customer: object, quantity: object
+        self, model: type[models.Model] | str, **options: Unpack[TrackQuantityOptions]
     ) -> QuantityTracker: ...
 
     def track_quantity(
         self,
         model: type[models.Model] | str | None = None,
-        *,
-        metric: str,
-        customer: object,
-        quantity: object,
+        **options: Unpack[TrackQuantityOptions],
     ) -> QuantityTracker | Callable[[M], M]:
         """Keep the seat count of the licensed ``metric`` in step with ``model``.
 
         After any save or delete of an object, once the transaction has committed,
         ``quantity(customer_id)`` is recomputed for the object's ``customer(instance)`` and
-        stored with ``set_quantity()``: once per customer and metric per transaction.
+        stored with ``set_quantity()``: once per customer and metric per transaction (the
+        options: :class:`~billflow_usage.tracking.options.TrackQuantityOptions`).
         """
-        return self._declare(
-            model,
-            lambda target: QuantityTracker(
-                target, metric=metric, customer=customer, quantity=quantity
-            ),
-        )
+        TRACK_QUANTITY.require(options)
+        return self._declare(model, lambda target: QuantityTracker(target, **options))
 
     def register(self, tracker: T) -> T:
         """Add a tracker and connect its model's receivers (model strings: once apps are ready)."""

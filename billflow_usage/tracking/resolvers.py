@@ -43,3 +43,8 @@ class Resolver:
         except (ImportError, TypeError) as exc:
             return str(exc)
         return None
+
+
+def optional_resolver(target: object) -> Resolver | None:
+    """A resolver for an optional function argument: None when none was given."""
+    return None if target is None else Resolver(target)

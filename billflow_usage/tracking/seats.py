@@ -13,7 +13,7 @@ flag that :func:`refresh_stale_quantities` repairs.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 from weakref import WeakKeyDictionary
 
 from django.db import IntegrityError, router, transaction
@@ -26,6 +26,7 @@ from billflow_usage.models import Metric, SubscriptionItemLink
 from billflow_usage.redaction import exception_text, traceback_text
 from billflow_usage.tracking.base import UPDATE, Change, Tracker
 from billflow_usage.tracking.guard import guarded
+from billflow_usage.tracking.options import TrackQuantityOptions
 from billflow_usage.tracking.resolvers import Resolver
 from billflow_usage.tracking.snapshots import as_loaded
 
@@ -42,9 +43,9 @@ class QuantityTracker(Tracker):
     ledger_model = SubscriptionItemLink
     declared_with = "track_quantity"
 
-    def __init__(self, model: object, *, metric: str, customer: object, quantity: object) -> None:
-        super().__init__(model, metric=metric, customer=customer)
-        self.quantity = Resolver(quantity)
+    def __init__(self, model: object, **options: Unpack[TrackQuantityOptions]) -> None:
+        super().__init__(model, metric=options["metric"], customer=options["customer"])
+        self.quantity = Resolver(options["quantity"])
 
     def resolvers(self) -> dict[str, Resolver]:
         return {**super().resolvers(), "quantity": self.quantity}

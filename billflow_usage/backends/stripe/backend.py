@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import stripe
 
@@ -24,14 +24,18 @@ from billflow_usage.backends.base import (
     UsageTotal,
 )
 from billflow_usage.backends.stripe import errors, reads
+from billflow_usage.backends.stripe.checks import stripe_checks
 from billflow_usage.backends.stripe.errors import (
     already_cancelled,
     credentials_named,
     result_for_error,
 )
-from billflow_usage.backends.stripe.keys import identifier_key
+from billflow_usage.backends.stripe.keys import identifier_in_key, identifier_key
 from billflow_usage.backends.stripe.single import legacy_sender, send_partitioned, v1_sender
 from billflow_usage.backends.stripe.stream import MeterEventStream
+
+if TYPE_CHECKING:
+    from django.core.checks import CheckMessage
 
 #: Seconds one HTTP request to Stripe may take (stripe-python's own default is 80).
 DEFAULT_TIMEOUT = 30.0
@@ -41,9 +45,9 @@ class StripeBackend(BaseBackend):
     """Sends usage to Stripe with ``METER_API`` ``v1``, ``v2`` or ``legacy``.
 
     The client never retries by itself (``max_network_retries=0``): the delivery engine owns
-    retries, backoff and the attempt count. Keyword options override the settings (tests,
-    the in-process on_commit attempt with its short ``timeout``). ``rate_limit`` caps this
-    backend's requests per second (``billflow_sync`` passes ``SYNC_RATE_LIMIT``).
+    retries, backoff and the attempt count. Keyword options override the settings (tests;
+    the admin's short ``timeout`` while a page waits). ``rate_limit`` caps this backend's
+    requests per second (``billflow_sync`` passes ``SYNC_RATE_LIMIT``).
 
     ``max_concurrency`` (default ``DELIVERY_CONCURRENCY``) is how many requests it keeps in
     flight: v2 stream requests in parallel, or in v1 and legacy mode that many partitions
@@ -66,14 +70,15 @@ class StripeBackend(BaseBackend):
         api_base: str | None = None,
         stripe_account: str | None = None,
         meter_api: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
+        timeout: float | None = None,
         max_concurrency: int | None = None,
         rate_limit: float | None = None,
         **options: Any,
     ) -> None:
         from billflow_usage.conf import billflow_settings
 
-        super().__init__(**options)
+        timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        super().__init__(timeout=timeout, **options)
         self.meter_api = meter_api or billflow_settings.METER_API
         self.max_concurrency = max_concurrency or billflow_settings.DELIVERY_CONCURRENCY
         # The v2 stream has no per-customer rule; single events and usage records do.
@@ -96,6 +101,22 @@ class StripeBackend(BaseBackend):
 
     def __repr__(self) -> str:
         return f"<StripeBackend meter_api={self.meter_api!r}>"
+
+    @classmethod
+    def check(cls, **kwargs: Any) -> list[CheckMessage]:
+        return stripe_checks()
+
+    @classmethod
+    def result_for_error(cls, key: str, exc: Exception) -> Result:
+        return result_for_error(key, exc)
+
+    @classmethod
+    def meter_event_identifier(cls, name: str) -> str:
+        return identifier_in_key(name) or name
+
+    @classmethod
+    def parse_subscription(cls, data: Mapping[str, Any]) -> RemoteSubscription:
+        return reads.parse_subscription(data)
 
     def within(self, deadline: float | None) -> StripeBackend:
         if deadline is None:

@@ -16,6 +16,7 @@ import stripe
 from billflow_usage.backends.base import (
     CREDENTIALS_REJECTED,
     PERMISSION_DENIED,
+    BaseBackend,
     CredentialsRejected,
     Outcome,
     Result,
@@ -33,12 +34,11 @@ API_CONNECTION_ERROR = "api_connection_error"
 
 
 def result_for_error(key: str, exc: Exception) -> Result:
-    """Classify one failed call on the item ``key``."""
+    """Classify one failed call on the item ``key``: Stripe's errors by what Stripe says,
+    anything else as any sink's (:meth:`BaseBackend.result_for_error`)."""
     if isinstance(exc, stripe.StripeError):
         return _stripe_error(key, exc)
-    if isinstance(exc, CredentialsRejected):
-        return Result(key, Outcome.RETRY, exc.code, exc.message)
-    return Result(key, Outcome.RETRY, type(exc).__name__, redact(str(exc) or repr(exc)))
+    return BaseBackend.result_for_error(key, exc)
 
 
 def already_cancelled(result: Result) -> Result:

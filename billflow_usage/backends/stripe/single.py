@@ -19,7 +19,7 @@ import stripe
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
 from billflow_usage.backends.stripe.errors import result_for_error
-from billflow_usage.backends.stripe.keys import identifier_key
+from billflow_usage.backends.stripe.keys import identifier_key, meter_event_key
 from billflow_usage.backends.stripe.usage_records import Unrecordable, refuse_unrecordable
 
 #: Usage records were removed in 2025-03-31.basil; older accounts pin the last version.
@@ -69,11 +69,7 @@ def v1_sender(client: stripe.StripeClient) -> Sender:
             # A new key per attempt and claim: a retry, or a redo after a crash, is a fresh
             # request (Stripe replays a stored answer to a reused key, a refusal included);
             # the identifier deduplicates it.
-            {
-                "idempotency_key": identifier_key(
-                    "bfu-me", event.identifier, event.attempt, event.claim
-                )
-            },
+            {"idempotency_key": meter_event_key(event)},
         )
 
     return send
