@@ -20,9 +20,9 @@ from datetime import datetime
 from django.db import router, transaction
 from django.db.models import Q, QuerySet
 
-from billflow_usage.admin.delivery_groups import PartialGroup, refusals, select_groups
 from billflow_usage.delivery.sending import TOO_OLD_CODE
 from billflow_usage.models import DeliveryGroup, UsageEvent
+from billflow_usage.services.delivery_groups import PartialGroup, refusals, select_groups
 from billflow_usage.tracking.metered import TRACKER_FAILURES
 from billflow_usage.validation import STRIPE_HISTORY
 

@@ -20,10 +20,10 @@ from django.db.models import Count, F, Q, QuerySet, Sum, Window
 from django.db.models.functions import RowNumber, TruncDate
 from django.utils import timezone
 
-from billflow_usage.admin.backend_access import BackendFailure, describe_failure, request_backend
 from billflow_usage.backends.base import BaseBackend, UsageQuery
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
 from billflow_usage.reconcile.metered import CORRECTION_PREFIX, billed_at, minute_floor
+from billflow_usage.services.backend_access import BackendFailure, describe_failure, request_backend
 
 logger = logging.getLogger("billflow_usage.admin")
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from billflow_usage.admin.backend_access import describe_failure, request_backend
 from billflow_usage.backends.base import RemoteMeter
 from billflow_usage.models import Metric
+from billflow_usage.services.backend_access import describe_failure, request_backend
 
 
 @dataclass(frozen=True)
