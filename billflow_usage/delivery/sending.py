@@ -140,7 +140,7 @@ def _meter_event(
     source = group or event
     return MeterEvent(
         identifier=source.identifier,
-        event_name=metric.event_name or metric.key,
+        event_name=metric.meter_event_name,
         customer_id=source.customer_id,
         value=source.value,
         timestamp=source.occurred_at,

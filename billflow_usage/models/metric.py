@@ -92,3 +92,10 @@ class Metric(models.Model):
     @property
     def is_metered(self) -> bool:
         return self.kind == self.Kind.METERED
+
+    @property
+    def meter_event_name(self) -> str:
+        """The event name Stripe's meter counts this metric's usage under: ``event_name``, or
+        the key while none is stored (``save()`` stores it; an unsaved metric, or one written
+        with ``update()``, may have none)."""
+        return self.event_name or self.key

@@ -186,7 +186,7 @@ def compare(
     def ask(pair: Pair) -> None:
         query = UsageQuery(
             pair.meter_id,
-            pair.metric.event_name or pair.metric.key,
+            pair.metric.meter_event_name,
             pair.metric.aggregation,
             pair.customer_id,
             pair.start,

@@ -254,7 +254,7 @@ def _ask(backend: BaseBackend, customer_id: str, figures: MetricFigures) -> Back
         return None
     query = UsageQuery(
         metric.stripe_meter_id,
-        metric.event_name or metric.key,
+        metric.meter_event_name,
         metric.aggregation,
         customer_id,
         figures.period.start,
