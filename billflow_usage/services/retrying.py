@@ -20,11 +20,10 @@ from datetime import datetime
 from django.db import router, transaction
 from django.db.models import Q, QuerySet
 
-from billflow_usage.delivery.sending import TOO_OLD_CODE
 from billflow_usage.models import DeliveryGroup, UsageEvent
 from billflow_usage.services.delivery_groups import PartialGroup, refusals, select_groups
 from billflow_usage.tracking.metered import TRACKER_FAILURES
-from billflow_usage.validation import STRIPE_HISTORY
+from billflow_usage.validation import STRIPE_HISTORY, TOO_OLD_CODE
 
 #: Rows retried at most by one run of the action.
 RETRY_LIMIT = 1000
@@ -76,9 +75,9 @@ def retry_failed(
         )
     if too_old:
         outcome.refused.append(
-            f"{too_old} event(s) are more than 35 days old and were left alone: Stripe only "
-            "accepts meter events from the past 35 days. Bill them with an invoice item or a "
-            "credit note instead."
+            f"{too_old} event(s) are more than {STRIPE_HISTORY.days} days old and were left "
+            f"alone: Stripe only accepts meter events from the past {STRIPE_HISTORY.days} days. "
+            "Bill them with an invoice item or a credit note instead."
         )
     if left > 0:
         outcome.refused.append(
