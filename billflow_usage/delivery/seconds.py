@@ -24,10 +24,11 @@ from django.db.models.functions import Coalesce, TruncSecond
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
 from billflow_usage.delivery.arrays import one_of
+from billflow_usage.delivery.claimed import Outcomes
 from billflow_usage.models import UsageEvent
 
 if TYPE_CHECKING:
-    from billflow_usage.delivery.sending import Item, Outcomes
+    from billflow_usage.delivery.sending import Item
 
 NEGATIVE_CODE = "usage_record_negative"
 

@@ -19,7 +19,7 @@ from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Resul
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import seconds
 from billflow_usage.delivery.arrays import one_of
-from billflow_usage.delivery.claimed import Claim, ClaimedEvent
+from billflow_usage.delivery.claimed import Claim, ClaimedEvent, Outcomes
 from billflow_usage.models import DeliveryGroup, Metric, SubscriptionItemLink
 from billflow_usage.validation import TOO_OLD_CODE, too_old_for_stripe, too_old_message
 
@@ -29,7 +29,6 @@ logger = logging.getLogger("billflow_usage")
 #: between rounds.
 CHUNK = 100
 
-Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]
 NOT_SENT = Result("", Outcome.NOT_SENT)
 
 
