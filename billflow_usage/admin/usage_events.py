@@ -24,6 +24,7 @@ from billflow_usage.admin.usage_page import (
 )
 from billflow_usage.delivery.aggregation import GROUP_PREFIX
 from billflow_usage.models import UsageEvent
+from billflow_usage.models.usage_event import UsageEventQuerySet
 from billflow_usage.services.cancelling import cancel_events
 from billflow_usage.services.retrying import retry_failed
 
@@ -130,7 +131,7 @@ class UsageEventAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.action(description="Retry selected failed events", permissions=["change"])
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
+    def retry_failed(self, request: HttpRequest, queryset: UsageEventQuerySet) -> None:
         """Failed rows go back to pending, within limits and rules (see
         :mod:`billflow_usage.services.retrying`)."""
         outcome = retry_failed(queryset, now=timezone.now())

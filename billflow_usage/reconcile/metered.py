@@ -30,12 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet
 
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
 from billflow_usage.exceptions import InvalidUsage
-from billflow_usage.identifiers import LibraryIdentifier, derived_identifier
+from billflow_usage.identifiers import CORRECTION_PREFIX, LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.report import ErrorEntry, MeteredEntry, Report
@@ -44,7 +43,6 @@ from billflow_usage.validation import STRIPE_HISTORY
 
 logger = logging.getLogger("billflow_usage")
 
-CORRECTION_PREFIX = "bfu_sync_"
 #: Count meters: at most this many correcting events in one go.
 MAX_COUNT_CORRECTION = 1000
 #: Parallel summaries requests (reads; the backend's rate limiter still applies).
@@ -375,11 +373,8 @@ def _cancellable(pair: Pair, *, now: datetime) -> QuerySet[UsageEvent]:
     """Rows Stripe may count and the ledger doesn't, still inside the 24 h window."""
     recent = cancellable_since(now)
     return (
-        _in_window(
-            UsageEvent.objects.filter(metric=pair.metric, customer_id=pair.customer_id),
-            pair.start,
-            pair.end,
-        )
+        UsageEvent.objects.filter(metric=pair.metric, customer_id=pair.customer_id)
+        .billed_between(pair.start, pair.end)
         .filter(group__isnull=True, value__gt=0)
         .filter(
             Q(
@@ -418,49 +413,22 @@ def _cancel_known(pair: Pair, backend: BaseBackend, surplus: int, *, now: dateti
     return cancelled
 
 
-def billed_at() -> Coalesce:
-    """When Stripe files a row: its delivery group's time for aggregated rows, else its own."""
-    return Coalesce(F("group__occurred_at"), F("occurred_at"))
-
-
-def _in_window(rows: QuerySet[UsageEvent], start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    """Rows Stripe files in ``[start, end)``."""
-    return rows.annotate(at=billed_at()).filter(at__gte=start, at__lt=end)
-
-
 def _ledger_totals(pairs: list[Pair], *, now: datetime, settling: float) -> None:
     groups: dict[tuple[int, datetime, datetime], list[Pair]] = defaultdict(list)
     for pair in pairs:
         groups[(pair.metric.pk, pair.start, pair.end)].append(pair)
     unsettled = now - timedelta(seconds=settling)
     for (metric_pk, start, end), members in groups.items():
-        formula = members[0].metric.aggregation
         by_customer = {p.customer_id: p for p in members}
         customers = sorted(by_customer)
         for offset in range(0, len(customers), CHUNK):
             chunk = customers[offset : offset + CHUNK]
-            rows = _in_window(
-                UsageEvent.objects.filter(metric_id=metric_pk, customer_id__in=chunk), start, end
-            )
-            usage = rows.filter(status=UsageEvent.Status.SENT).exclude(
-                identifier__startswith=CORRECTION_PREFIX
-            )
-            if formula == Metric.Aggregation.LAST:
-                seen: set[str] = set()
-                latest = usage.order_by("customer_id", "-at", "-pk")  # type: ignore[misc]
-                for customer, value in latest.values_list("customer_id", "value"):
-                    if customer not in seen:
-                        seen.add(customer)
-                        by_customer[customer].ledger = value
-            else:
-                aggregate = Count("pk") if formula == Metric.Aggregation.COUNT else Sum("value")
-                for customer, total in (
-                    usage.order_by()
-                    .values("customer_id")
-                    .annotate(total=aggregate)
-                    .values_list("customer_id", "total")
-                ):
-                    by_customer[customer].ledger = int(total or 0)
+            rows = UsageEvent.objects.filter(
+                metric_id=metric_pk, customer_id__in=chunk
+            ).billed_between(start, end)
+            usage = rows.filter(status=UsageEvent.Status.SENT).usage()
+            for (_, customer), total in usage.totals_by_formula("customer_id").items():
+                by_customer[customer].ledger = total
             awaiting = rows.filter(identifier__startswith=CORRECTION_PREFIX).filter(
                 Q(status=UsageEvent.Status.PENDING)
                 | Q(status=UsageEvent.Status.SENT, sent_at__gt=unsettled)

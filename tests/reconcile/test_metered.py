@@ -13,8 +13,8 @@ import billflow_usage
 from billflow_usage.backends import get_backend
 from billflow_usage.delivery import deliver_pending, sending
 from billflow_usage.delivery.claim import claim_events
+from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import UsageEvent
-from billflow_usage.reconcile.metered import CORRECTION_PREFIX
 from tests.delivery.conftest import expire_claims
 from tests.factories import MetricFactory
 from tests.reconcile.conftest import Account, ago, sync_json
