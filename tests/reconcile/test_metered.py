@@ -101,15 +101,21 @@ def test_events_stripe_got_from_elsewhere_are_offset_in_the_open_period(
     assert metered(sync_json("--apply")) == []
 
 
+def corrected_after_stripe_lost_it(account: Account, customer: str) -> UsageEvent:
+    """6 units the ledger marked sent but Stripe never got, corrected by billflow_sync."""
+    account.subscribe(customer)
+    lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    sync_json("--apply")
+    return lost
+
+
 def test_an_overshooting_correction_is_cancelled_within_24_hours(
     account: Account, client: stripe.StripeClient
 ) -> None:
     """Stripe was slow, a correction was sent, then the late events arrived after all."""
     customer = account.customer()
-    account.subscribe(customer)
-    lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
-    sync_json("--apply")
+    lost = corrected_after_stripe_lost_it(account, customer)
     assert account.fake.meter_event_total("api_calls", customer) == 6
     # The original event reaches Stripe late, under its own identifier.
     client.v1.billing.meter_events.create(
@@ -137,10 +143,7 @@ def test_what_cancelling_leaves_of_a_surplus_is_offset_in_the_open_period(
 ) -> None:
     """A correction overshot (cancellable: 6) and 4 more came from elsewhere (not)."""
     customer = account.customer()
-    account.subscribe(customer)
-    lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
-    sync_json("--apply")
+    lost = corrected_after_stripe_lost_it(account, customer)
     for identifier, value in ((lost.identifier, 6), (None, 4)):
         client.v1.billing.meter_events.create(
             {
