@@ -31,7 +31,6 @@ from billflow_usage.signals import usage_recorded
 
 logger = logging.getLogger("billflow_usage")
 
-TOO_OLD_CODE = "timestamp_too_far_in_past"
 #: The ``METER_API`` of legacy usage records, which take neither negative nor future usage.
 LEGACY_METER_API = "legacy"
 #: Databases whose dialect has ``INSERT ... ON CONFLICT (column) DO NOTHING RETURNING``
@@ -162,12 +161,8 @@ def build_event(
         _attach_source(event, usage.source)
     if validation.too_old_for_stripe(event.occurred_at, now=now):
         event.status = UsageEvent.Status.FAILED
-        event.last_error_code = TOO_OLD_CODE
-        event.last_error_message = (
-            f"occurred_at {event.occurred_at.isoformat()} is more than 35 days ago and Stripe "
-            "only accepts meter events from the past 35 days: kept in the ledger, not sent. "
-            "Bill it with an invoice item or a credit note instead."
-        )
+        event.last_error_code = validation.TOO_OLD_CODE
+        event.last_error_message = validation.too_old_message(event.occurred_at, now=now)
         logger.warning(
             "Usage %s recorded as failed: %s", event.identifier, event.last_error_message
         )

@@ -21,6 +21,9 @@ from billflow_usage.redaction import described, excerpt, shown
 MAX_FUTURE = timedelta(minutes=5)
 #: Stripe only accepts meter events from this far back.
 STRIPE_HISTORY = timedelta(days=35)
+#: The code of a row kept failed for being older than ``STRIPE_HISTORY`` (Stripe's own code
+#: for such an event), whether the ledger or the delivery found it too old.
+TOO_OLD_CODE = "timestamp_too_far_in_past"
 
 #: What an identifier may contain. It is Stripe's meter event identifier and part of the
 #: v1 request's ``Idempotency-Key`` header, which only carries printable ASCII (anything
@@ -210,3 +213,14 @@ def timestamp(value: Any, *, now: datetime | None = None, legacy: bool = False) 
 
 def too_old_for_stripe(value: datetime, *, now: datetime | None = None) -> bool:
     return value < (now or timezone.now()) - STRIPE_HISTORY
+
+
+def too_old_message(occurred_at: datetime, *, now: datetime) -> str:
+    """The message of a row kept failed with :data:`TOO_OLD_CODE`."""
+    days = STRIPE_HISTORY.days
+    return (
+        f"occurred_at {occurred_at.isoformat()} is more than {days} days before "
+        f"{now.isoformat()}, and Stripe only accepts meter events from the past {days} days: "
+        "it is kept in the ledger and never sent. Bill it with an invoice item or a credit "
+        "note instead."
+    )

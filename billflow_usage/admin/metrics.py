@@ -10,13 +10,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from billflow_usage.admin.meter_check import (
+from billflow_usage.models import Metric
+from billflow_usage.services.meter_check import (
     MeterCheck,
     MetersUnavailable,
     check_meter,
     stripe_meters,
 )
-from billflow_usage.models import Metric
 
 STRIPE_FIELDS = ["event_name", "stripe_meter_id", "aggregation", "stripe_price_id"]
 

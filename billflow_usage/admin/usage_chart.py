@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from billflow_usage.admin.usage_figures import DailySeries
 from billflow_usage.models import Metric
+from billflow_usage.services.usage_figures import DailySeries
 
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 64, 16, 16, 48

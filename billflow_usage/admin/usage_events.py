@@ -15,9 +15,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
-from billflow_usage.admin.cancelling import cancel_events
 from billflow_usage.admin.pagination import EstimatedCountPaginator
-from billflow_usage.admin.retrying import retry_failed
 from billflow_usage.admin.usage_page import (
     URL_NAME,
     customer_usage_url,
@@ -26,6 +24,9 @@ from billflow_usage.admin.usage_page import (
 )
 from billflow_usage.delivery.aggregation import GROUP_PREFIX
 from billflow_usage.models import UsageEvent
+from billflow_usage.models.usage_event import UsageEventQuerySet
+from billflow_usage.services.cancelling import cancel_events
+from billflow_usage.services.retrying import retry_failed
 
 
 @admin.register(UsageEvent)
@@ -130,8 +131,9 @@ class UsageEventAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">{}</a>', url, label)
 
     @admin.action(description="Retry selected failed events", permissions=["change"])
-    def retry_failed(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
-        """Failed rows go back to pending, within limits and rules (see ``retrying``)."""
+    def retry_failed(self, request: HttpRequest, queryset: UsageEventQuerySet) -> None:
+        """Failed rows go back to pending, within limits and rules (see
+        :mod:`billflow_usage.services.retrying`)."""
         outcome = retry_failed(queryset, now=timezone.now())
         self._log_retried(request, outcome.retried)
         self.message_user(
@@ -156,7 +158,8 @@ class UsageEventAdmin(admin.ModelAdmin):
         permissions=["change"],
     )
     def cancel_events(self, request: HttpRequest, queryset: QuerySet[UsageEvent]) -> None:
-        """Pending rows are cancelled here, recently sent ones in Stripe (see ``cancelling``)."""
+        """Pending rows are cancelled here, recently sent ones in Stripe (see
+        :mod:`billflow_usage.services.cancelling`)."""
         outcome = cancel_events(
             list(queryset.select_related("metric", "group")), now=timezone.now()
         )

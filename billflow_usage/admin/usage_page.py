@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils.text import capfirst
 
 from billflow_usage.admin.usage_chart import build_chart
-from billflow_usage.admin.usage_figures import customer_usage
 from billflow_usage.customers import customer_id as checked_customer_id
 from billflow_usage.exceptions import InvalidUsage
+from billflow_usage.services.usage_figures import customer_usage
 
 TEMPLATE = "admin/billflow_usage/customer_usage.html"
 #: The URL name (in the admin site's namespace) of the page under the ledger's admin.

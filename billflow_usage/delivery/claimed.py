@@ -4,9 +4,11 @@ rows and only a few columns of each are needed to send and mark them."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from billflow_usage.backends.base import Result
 from billflow_usage.models import DeliveryGroup, Metric
 
 #: The ``UsageEvent`` columns read for each claimed row, in :class:`ClaimedEvent` order.
@@ -54,3 +56,8 @@ class Claim:
     events: list[ClaimedEvent] = field(default_factory=list)
     metrics: dict[int, Metric] = field(default_factory=dict)
     groups: dict[int, DeliveryGroup] = field(default_factory=dict)
+
+
+#: Each answer about a Stripe event, with the claimed rows that event stands for (one row, or
+#: a delivery group's): what sending returns and marking writes back.
+Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]

@@ -14,6 +14,7 @@ from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import claim, marking, sending
+from billflow_usage.delivery.claimed import Outcomes
 from billflow_usage.delivery.recovery import outage_watch
 from billflow_usage.delivery.seats import push_due_seats
 from billflow_usage.delivery.stats import DeliveryStats
@@ -145,7 +146,7 @@ def _deliver_events(
     return stats
 
 
-def _report_refused_credentials(backend: BaseBackend, sent: sending.Outcomes) -> None:
+def _report_refused_credentials(backend: BaseBackend, sent: Outcomes) -> None:
     """Say loudly, on every batch it happens, that the sink refused our credentials."""
     refused = [(rows, result) for rows, result in sent if result.rejects_credentials]
     if refused:

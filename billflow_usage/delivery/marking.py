@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import NamedTuple
@@ -30,7 +30,7 @@ from django.utils import timezone
 from billflow_usage.backends.base import BaseBackend, Outcome, Result
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.arrays import one_of
-from billflow_usage.delivery.claimed import ClaimedEvent
+from billflow_usage.delivery.claimed import ClaimedEvent, Outcomes
 from billflow_usage.delivery.retry import backoff
 from billflow_usage.models import DeliveryGroup, UsageEvent
 from billflow_usage.signals import delivery_failed, usage_delivered
@@ -64,7 +64,6 @@ class Written(NamedTuple):
         return values
 
 
-Outcomes = Sequence[tuple[Sequence[ClaimedEvent], Result]]
 Writes = dict[Written, list[int]]
 
 

@@ -19,15 +19,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from django.db.models import F, Sum
-from django.db.models.functions import Coalesce, TruncSecond
+from django.db.models import Sum
+from django.db.models.functions import TruncSecond
 
 from billflow_usage.backends.base import MeterEvent, Outcome, Result
 from billflow_usage.delivery.arrays import one_of
+from billflow_usage.delivery.claimed import Outcomes
 from billflow_usage.models import UsageEvent
 
 if TYPE_CHECKING:
-    from billflow_usage.delivery.sending import Item, Outcomes
+    from billflow_usage.delivery.sending import Item
 
 NEGATIVE_CODE = "usage_record_negative"
 
@@ -71,9 +72,8 @@ def _sent(seconds: Iterable[Second], using: str) -> dict[Second, int]:
             metric_id__in={metric for _, metric, _ in keys},
             status=UsageEvent.Status.SENT,
         )
-        .annotate(at=Coalesce(F("group__occurred_at"), F("occurred_at")))
-        .filter(at__gte=_moment(min(stamps)), at__lt=_moment(max(stamps) + 1))
-        .annotate(second=TruncSecond("at"))
+        .billed_between(_moment(min(stamps)), _moment(max(stamps) + 1))
+        .annotate(second=TruncSecond("billed_at"))
         .values_list("customer_id", "metric_id", "second")
         .annotate(total=Sum("value"))
     )

@@ -19,19 +19,16 @@ from billflow_usage.backends.base import BaseBackend, MeterEvent, Outcome, Resul
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import seconds
 from billflow_usage.delivery.arrays import one_of
-from billflow_usage.delivery.claimed import Claim, ClaimedEvent
+from billflow_usage.delivery.claimed import Claim, ClaimedEvent, Outcomes
 from billflow_usage.models import DeliveryGroup, Metric, SubscriptionItemLink
-from billflow_usage.validation import STRIPE_HISTORY
+from billflow_usage.validation import TOO_OLD_CODE, too_old_for_stripe, too_old_message
 
 logger = logging.getLogger("billflow_usage")
 
 #: Events per request in a round (a full v2 stream request); the time limit is looked at
 #: between rounds.
 CHUNK = 100
-#: Stripe's error-report code for events older than its 35-day window.
-TOO_OLD_CODE = "timestamp_too_far_in_past"
 
-Outcomes = list[tuple[Sequence[ClaimedEvent], Result]]
 NOT_SENT = Result("", Outcome.NOT_SENT)
 
 
@@ -64,7 +61,7 @@ def plan(
             items[key] = Item(_meter_event(event, metric, group, claim.token.hex), [event])
     sendable = []
     for item in items.values():
-        if item.event.timestamp < now - STRIPE_HISTORY:
+        if too_old_for_stripe(item.event.timestamp, now=now):
             decided.append((item.members, _too_old(item.event, now)))
         else:
             sendable.append(item)
@@ -140,7 +137,7 @@ def _meter_event(
     source = group or event
     return MeterEvent(
         identifier=source.identifier,
-        event_name=metric.event_name or metric.key,
+        event_name=metric.meter_event_name,
         customer_id=source.customer_id,
         value=source.value,
         timestamp=source.occurred_at,
@@ -151,12 +148,7 @@ def _meter_event(
 
 def _too_old(event: MeterEvent, now: datetime) -> Result:
     return Result(
-        event.identifier,
-        Outcome.FAILED,
-        TOO_OLD_CODE,
-        f"occurred_at {event.timestamp.isoformat()} is now more than 35 days before "
-        f"{now.isoformat()}, and Stripe only accepts meter events from the past 35 days: "
-        "it can no longer be sent. Bill it with an invoice item or a credit note instead.",
+        event.identifier, Outcome.FAILED, TOO_OLD_CODE, too_old_message(event.timestamp, now=now)
     )
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import models
@@ -92,3 +93,17 @@ class Metric(models.Model):
     @property
     def is_metered(self) -> bool:
         return self.kind == self.Kind.METERED
+
+    @property
+    def meter_event_name(self) -> str:
+        """The event name Stripe's meter counts this metric's usage under: ``event_name``, or
+        the key while none is stored (``save()`` stores it; an unsaved metric, or one written
+        with ``update()``, may have none)."""
+        return self.event_name or self.key
+
+    def total_of(self, parts: Sequence[int]) -> int:
+        """The metric's total over consecutive spans of time, from each span's total (oldest
+        first), by its formula: their sum, or for ``last`` the latest span's (0 for none)."""
+        if self.aggregation == self.Aggregation.LAST:
+            return parts[-1] if parts else 0
+        return sum(parts)

@@ -41,9 +41,7 @@ def cancel_in_stripe(
     that can't cancel (``NotImplementedError``) answers a failed :class:`Result`.
     """
     try:
-        result = backend.cancel_meter_event(
-            Cancellation(metric.event_name or metric.key, identifier)
-        )
+        result = backend.cancel_meter_event(Cancellation(metric.meter_event_name, identifier))
     except NotImplementedError as exc:
         return Result(
             identifier,

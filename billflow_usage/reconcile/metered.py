@@ -19,6 +19,11 @@ Repairs (``apply``):
   current, not yet invoiced period, else reported as needing a credit note.
 - While an earlier correction is not settled yet (pending, or sent within the settling
   window), nothing new is done for that customer and metric.
+
+Each pair is observed (both totals and what surrounds them: rows in flight, an unsettled
+correction, cancellable events, the period's age) and what it needs is decided by the pure
+:func:`~billflow_usage.reconcile.metered_decision.decide`; :func:`repair` only carries the
+decision out.
 """
 
 from __future__ import annotations
@@ -27,37 +32,48 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Q, QuerySet
 
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
 from billflow_usage.exceptions import InvalidUsage
-from billflow_usage.identifiers import LibraryIdentifier, derived_identifier
+from billflow_usage.identifiers import CORRECTION_PREFIX, LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
+from billflow_usage.reconcile.metered_decision import (
+    Decision,
+    MeteredAction,
+    MeteredStatus,
+    Observed,
+    decide,
+)
 from billflow_usage.reconcile.report import ErrorEntry, MeteredEntry, Report
 from billflow_usage.redaction import redact
-from billflow_usage.validation import STRIPE_HISTORY
+from billflow_usage.validation import too_old_for_stripe
 
 logger = logging.getLogger("billflow_usage")
 
-CORRECTION_PREFIX = "bfu_sync_"
-#: Count meters: at most this many correcting events in one go.
-MAX_COUNT_CORRECTION = 1000
 #: Parallel summaries requests (reads; the backend's rate limiter still applies).
 CONCURRENCY = 4
 CHUNK = 500
+#: A correction, stamped in the period, must still be within Stripe's window when a worker
+#: sends it: this long after the run at most.
+CORRECTION_LEEWAY = timedelta(hours=1)
 LEGACY_SKIPPED = (
     "METER_API is 'legacy': this usage goes to usage records on the subscription item, which "
     "no meter counts and billflow_sync cannot read back, so it is not compared (nor repaired); "
     "check it on the customer's upcoming invoice"
 )
+NO_METER_SKIPPED = (
+    "the metric has no Stripe meter (set stripe_meter_id or run with --create-meters)"
+)
+NO_PERIOD_SKIPPED = "no billing period is known for this customer's item; pass --since"
+SETTLING_SKIPPED = "the whole period is within the settling window; nothing to compare yet"
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pair:
     """One customer and metric to compare, over ``[start, end)``."""
 
@@ -68,15 +84,43 @@ class Pair:
     end: datetime
     #: The billing period is still open (not invoiced): negative offsets are allowed.
     open_period: bool = False
-    ledger: int = 0
-    stripe: int | None = None
-    entry: MeteredEntry | None = None
-    awaiting: bool = False
+
+    @property
+    def correction_at(self) -> datetime:
+        """When a correction of the pair happens: the period's last second."""
+        return self.end - timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class LedgerSide:
+    """What the ledger holds of one pair."""
+
+    #: The usage Stripe accepted, by the metric's formula.
+    total: int = 0
     #: Rows a worker may have sent without marking them yet (attempted, or claimed): until
-    #: they are marked nobody knows whether Stripe counts them, so the pair isn't compared.
+    #: they are marked nobody knows whether Stripe counts them.
     in_flight: int = 0
-    #: Correcting rows this run recorded for the pair.
-    correction_ids: list[int] = field(default_factory=list)
+    #: An earlier correction is pending, or sent within the settling window.
+    awaiting: bool = False
+
+
+@dataclass(frozen=True)
+class Check:
+    """A pair as compared: what was observed, what it needs, and its entry in the report
+    (which :func:`repair` and :func:`confirm_delivery` complete)."""
+
+    pair: Pair
+    observed: Observed
+    decision: Decision
+    entry: MeteredEntry
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The correcting rows recorded for one entry, to deliver and confirm."""
+
+    entry: MeteredEntry
+    event_ids: tuple[int, ...]
 
 
 def minute_floor(moment: datetime) -> datetime:
@@ -109,54 +153,21 @@ def plan_pairs(
             customers |= usage_customers.get(metric.pk, set())
         meter_id = meter_ids.get(metric.pk, "")
         for customer in sorted(customers):
-            period_start, period_end = periods.get((customer, metric.pk), (None, None))
-            start = since or period_start
-            end = min(until or period_end or now, now)
-            if legacy:
-                report.metered.append(_skipped(customer, metric, start, end, LEGACY_SKIPPED))
-                continue
-            if not meter_id:
-                report.metered.append(
-                    _skipped(
-                        customer,
-                        metric,
-                        start,
-                        end,
-                        "the metric has no Stripe meter "
-                        "(set stripe_meter_id or run with --create-meters)",
-                    )
-                )
-                continue
-            if start is None:
-                report.metered.append(
-                    _skipped(
-                        customer,
-                        metric,
-                        None,
-                        None,
-                        "no billing period is known for this customer's item; pass --since",
-                    )
-                )
-                continue
-            start, end = minute_floor(start), min(minute_floor(end), horizon)
-            if end <= start:
-                report.metered.append(
-                    _skipped(
-                        customer,
-                        metric,
-                        start,
-                        end,
-                        "the whole period is within the settling window; nothing to compare yet",
-                    )
-                )
-                continue
-            open_period = (
-                period_start is not None
-                and period_end is not None
-                and start >= minute_floor(period_start)
-                and period_end > now
+            planned = _plan_pair(
+                customer,
+                metric,
+                meter_id,
+                periods.get((customer, metric.pk), (None, None)),
+                since=since,
+                until=until,
+                now=now,
+                horizon=horizon,
+                legacy=legacy,
             )
-            pairs.append(Pair(customer, metric, meter_id, start, end, open_period))
+            if isinstance(planned, Pair):
+                pairs.append(planned)
+            else:
+                report.metered.append(planned)
     return pairs
 
 
@@ -168,205 +179,219 @@ def compare(
     now: datetime,
     settling: float,
     progress: Callable[[int], None] | None = None,
-) -> None:
-    """Fill in both totals and the entry of every pair (drifting pairs are reported)."""
-    _ledger_totals(pairs, now=now, settling=settling)
-    in_flight = [pair for pair in pairs if pair.in_flight]
-    for pair in in_flight:
-        pair.entry = _skipped(
-            pair.customer_id,
-            pair.metric,
-            pair.start,
-            pair.end,
-            f"{pair.in_flight} event(s) of the period are being delivered (sent, Stripe's "
-            "answer not recorded yet): compared next run, once they are marked",
-        )
-    pairs = [pair for pair in pairs if not pair.in_flight]
+) -> list[Check]:
+    """Observe both sides of every pair, decide what each needs and report it (pairs in sync
+    are only counted); returns the pairs reported. Pairs with events in flight aren't read
+    from Stripe."""
+    ledger = _ledger_sides(pairs, now=now, settling=settling)
+    in_flight = [pair for pair in pairs if ledger[pair].in_flight]
+    stripe = _read_stripe(
+        [pair for pair in pairs if not ledger[pair].in_flight],
+        backend,
+        done=len(in_flight),
+        progress=progress,
+    )
+    checks: list[Check] = []
+    for pair in [*in_flight, *stripe]:
+        total, read_error = stripe.get(pair, (None, ""))
+        observed = _observe(pair, ledger[pair], total, read_error, now=now)
+        decision = decide(observed)
+        if decision.status != MeteredStatus.SKIPPED:
+            report.count("metered_checked")
+        if decision.status == MeteredStatus.IN_SYNC:
+            report.count("metered_in_sync")
+            continue
+        entry = _entry(pair, observed, decision)
+        if decision.status == MeteredStatus.ERROR:
+            report.errors.append(
+                ErrorEntry(
+                    "metered", pair.customer_id, pair.metric.key, "stripe_error", entry.detail
+                )
+            )
+        report.metered.append(entry)
+        checks.append(Check(pair, observed, decision, entry))
+    return checks
 
-    def ask(pair: Pair) -> None:
+
+def repair(
+    checks: list[Check],
+    backend: BaseBackend,
+    *,
+    sync_report: SyncReport | None,
+    now: datetime,
+) -> list[Correction]:
+    """Carry out each decision: cancel the surplus events it names, then record the
+    correcting rows it names (the caller delivers them, then :func:`confirm_delivery`)."""
+    corrections: list[Correction] = []
+    for check in checks:
+        decision = check.decision
+        if decision.action == MeteredAction.CANCEL:
+            decision = _cancel(check, backend, now=now)
+        if decision.corrections:
+            corrections.append(_record(check, decision, sync_report))
+    return corrections
+
+
+def confirm_delivery(corrections: list[Correction]) -> None:
+    """An entry is repaired only if Stripe accepted its correcting rows."""
+    ids = [i for correction in corrections for i in correction.event_ids]
+    if not ids:
+        return
+    found = UsageEvent.objects.filter(pk__in=ids).values_list("pk", "status", "last_error_code")
+    status = {pk: state for pk, state, _ in found}
+    errors = {pk: code for pk, _, code in found}
+    for correction in corrections:
+        unsent = [i for i in correction.event_ids if status.get(i) != UsageEvent.Status.SENT]
+        if unsent:
+            correction.entry.applied = False
+            code = errors.get(unsent[0]) or "pending"
+            correction.entry.detail += f"; not delivered yet ({code}): the worker keeps trying"
+
+
+def _plan_pair(
+    customer: str,
+    metric: Metric,
+    meter_id: str,
+    period: tuple[datetime | None, datetime | None],
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    now: datetime,
+    horizon: datetime,
+    legacy: bool,
+) -> Pair | MeteredEntry:
+    """The pair to compare, or the skipped entry saying why it can't be compared."""
+    period_start, period_end = period
+    start = since or period_start
+    end = min(until or period_end or now, now)
+    if legacy:
+        return _skipped(customer, metric, start, end, LEGACY_SKIPPED)
+    if not meter_id:
+        return _skipped(customer, metric, start, end, NO_METER_SKIPPED)
+    if start is None:
+        return _skipped(customer, metric, None, None, NO_PERIOD_SKIPPED)
+    start, end = minute_floor(start), min(minute_floor(end), horizon)
+    if end <= start:
+        return _skipped(customer, metric, start, end, SETTLING_SKIPPED)
+    open_period = (
+        period_start is not None
+        and period_end is not None
+        and start >= minute_floor(period_start)
+        and period_end > now
+    )
+    return Pair(customer, metric, meter_id, start, end, open_period)
+
+
+def _observe(
+    pair: Pair, ledger: LedgerSide, stripe: int | None, read_error: str, *, now: datetime
+) -> Observed:
+    """What :func:`decide` needs to know of ``pair``; cancellable events are looked for only
+    when Stripe has more than the ledger."""
+    surplus = stripe is not None and stripe > ledger.total
+    return Observed(
+        formula=pair.metric.aggregation,
+        ledger=ledger.total,
+        stripe=stripe,
+        read_error=read_error,
+        in_flight=ledger.in_flight,
+        awaiting=ledger.awaiting,
+        too_old=too_old_for_stripe(pair.correction_at, now=now + CORRECTION_LEEWAY),
+        open_period=pair.open_period,
+        cancellable=surplus and _cancellable(pair, now=now).exists(),
+    )
+
+
+def _read_stripe(
+    pairs: list[Pair],
+    backend: BaseBackend,
+    *,
+    done: int,
+    progress: Callable[[int], None] | None,
+) -> dict[Pair, tuple[int | None, str]]:
+    """Stripe's total of each pair, or why it couldn't be read, in ``pairs``' order;
+    ``progress`` gets the number of pairs done (``done`` of them before these)."""
+
+    def ask(pair: Pair) -> tuple[int | None, str]:
         query = UsageQuery(
             pair.meter_id,
-            pair.metric.event_name or pair.metric.key,
+            pair.metric.meter_event_name,
             pair.metric.aggregation,
             pair.customer_id,
             pair.start,
             pair.end,
         )
         try:
-            pair.stripe = backend.usage_total(query).value
+            return backend.usage_total(query).value, ""
         except ReadNotSupported as exc:
-            pair.entry = _entry(pair, "error", detail=str(exc))
+            return None, str(exc)
         except Exception as exc:
-            pair.entry = _entry(pair, "error", detail=f"{type(exc).__name__}: {redact(str(exc))}")
+            return None, f"{type(exc).__name__}: {redact(str(exc))}"
 
+    totals: dict[Pair, tuple[int | None, str]] = {}
     with ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="billflow-sync") as pool:
-        for done, _ in enumerate(pool.map(ask, pairs), start=len(in_flight) + 1):
+        answers = zip(pairs, pool.map(ask, pairs), strict=True)
+        for count, (pair, answer) in enumerate(answers, start=done + 1):
+            totals[pair] = answer
             if progress is not None:
-                progress(done)
-    report.metered.extend(pair.entry for pair in in_flight if pair.entry is not None)
-    for pair in pairs:
-        report.count("metered_checked")
-        if pair.entry is not None:  # an error
-            report.errors.append(
-                ErrorEntry(
-                    "metered", pair.customer_id, pair.metric.key, "stripe_error", pair.entry.detail
-                )
-            )
-            report.metered.append(pair.entry)
-            continue
-        difference = (pair.stripe or 0) - pair.ledger
-        if difference == 0:
-            report.count("metered_in_sync")
-            continue
-        if pair.metric.aggregation == Metric.Aggregation.LAST:
-            status = "mismatch"
-        elif difference < 0:
-            status = "missing_in_stripe"
-        else:
-            status = "surplus_in_stripe"
-        pair.entry = _entry(pair, status)
-        _plan(pair, now=now)
-        report.metered.append(pair.entry)
+                progress(count)
+    return totals
 
 
-def repair(
-    pairs: list[Pair],
-    backend: BaseBackend,
-    *,
-    sync_report: SyncReport | None,
-    now: datetime,
-) -> list[int]:
-    """Carry out the planned repairs; returns the IDs of correcting rows to deliver."""
+def _cancel(check: Check, backend: BaseBackend, *, now: datetime) -> Decision:
+    """Cancel the known surplus events; returns the decision for what they didn't cover."""
+    cancelled = _cancel_known(check.pair, backend, check.decision.to_cancel, now=now)
+    decision = decide(replace(check.observed, cancelled=cancelled))
+    entry = check.entry
+    entry.action, entry.detail, entry.applied = decision.action, decision.detail, decision.repaired
+    return decision
+
+
+def _record(check: Check, decision: Decision, sync_report: SyncReport | None) -> Correction:
+    """Record the decision's correcting rows (without delivering them)."""
     from billflow_usage.ledger import record_usage
 
-    to_deliver: list[int] = []
-    for pair in pairs:
-        entry = pair.entry
-        if entry is None or not entry.is_drift or pair.awaiting:
-            continue
-        remaining = abs(entry.difference or 0)
-        if entry.action == "cancel":
-            remaining -= _cancel_known(pair, backend, remaining, now=now)
-            if remaining == 0:
-                entry.applied = True
-                entry.detail = "surplus events cancelled in Stripe"
-                continue
-            if not (pair.open_period and pair.metric.aggregation == Metric.Aggregation.SUM):
-                entry.action = "needs_credit_note"
-                entry.detail = (
-                    f"cancelled what could be; Stripe still bills {remaining} more than the "
-                    "ledger: issue a credit note"
-                )
-                continue
-            entry.action = "offset"
-        if entry.action in ("correct", "offset"):
-            values = _correction_values(pair, remaining)
-            ids = []
-            try:
-                for index, value in enumerate(values):
-                    row = record_usage(
-                        pair.metric,
-                        pair.customer_id,
-                        value,
-                        timestamp=pair.end - timedelta(seconds=1),
-                        identifier=_identifier(pair, entry.action, index),
-                        source=sync_report,
-                    )
-                    ids.append(row.pk)
-            except InvalidUsage as exc:
-                # E.g. an earlier correction of the same drift failed for good: it is in the
-                # failed events list, to retry from the admin.
-                entry.detail = f"could not record the correction: {exc}"
-                to_deliver.extend(ids)
-                pair.correction_ids = ids
-                continue
-            to_deliver.extend(ids)
-            entry.detail = f"recorded {len(ids)} correcting event(s) of {values[0]:+d}" + (
-                "" if len(values) == 1 else " each"
-            )
-            entry.applied = True  # confirmed (or withdrawn) by confirm_delivery()
-            pair.correction_ids = ids
-            logger.info(
-                "billflow_sync: %s %s for %s: %s",
-                entry.action,
-                pair.metric.key,
+    pair, entry, values = check.pair, check.entry, decision.corrections
+    ids: list[int] = []
+    try:
+        for index, value in enumerate(values):
+            row = record_usage(
+                pair.metric,
                 pair.customer_id,
-                entry.detail,
+                value,
+                timestamp=pair.correction_at,
+                identifier=_identifier(pair, check.observed, decision.action, index),
+                source=sync_report,
             )
-    return to_deliver
+            ids.append(row.pk)
+    except InvalidUsage as exc:
+        # E.g. an earlier correction of the same drift failed for good: it is in the
+        # failed events list, to retry from the admin.
+        entry.detail = f"could not record the correction: {exc}"
+        return Correction(entry, tuple(ids))
+    entry.detail = f"recorded {len(ids)} correcting event(s) of {values[0]:+d}" + (
+        "" if len(values) == 1 else " each"
+    )
+    entry.applied = True  # confirmed (or withdrawn) by confirm_delivery()
+    logger.info(
+        "billflow_sync: %s %s for %s: %s",
+        entry.action,
+        pair.metric.key,
+        pair.customer_id,
+        entry.detail,
+    )
+    return Correction(entry, tuple(ids))
 
 
-def confirm_delivery(pairs: list[Pair]) -> None:
-    """An entry is repaired only if Stripe accepted its correcting rows."""
-    ids = [i for pair in pairs for i in pair.correction_ids]
-    if not ids:
-        return
-    found = UsageEvent.objects.filter(pk__in=ids).values_list("pk", "status", "last_error_code")
-    status = {pk: state for pk, state, _ in found}
-    errors = {pk: code for pk, _, code in found}
-    for pair in pairs:
-        rows = pair.correction_ids
-        if not rows or pair.entry is None:
-            continue
-        unsent = [i for i in rows if status.get(i) != UsageEvent.Status.SENT]
-        if unsent:
-            pair.entry.applied = False
-            code = errors.get(unsent[0]) or "pending"
-            pair.entry.detail += f"; not delivered yet ({code}): the worker keeps trying"
-
-
-def _plan(pair: Pair, *, now: datetime) -> None:
-    entry = pair.entry
-    assert entry is not None
-    if pair.awaiting:
-        entry.action = "awaiting_correction"
-        entry.detail = "an earlier correction is not settled in Stripe yet; checked next run"
-        return
-    stamp = pair.end - timedelta(seconds=1)
-    if stamp < now - STRIPE_HISTORY + timedelta(hours=1):
-        entry.action = (
-            "needs_credit_note" if entry.status == "surplus_in_stripe" else ("needs_invoice_item")
-        )
-        entry.detail = "the period is older than Stripe's 35-day meter event window"
-        return
-    if entry.status in ("missing_in_stripe", "mismatch"):
-        entry.action = "correct"
-        if (
-            pair.metric.aggregation == Metric.Aggregation.COUNT
-            and abs(entry.difference or 0) > MAX_COUNT_CORRECTION
-        ):
-            entry.action = "needs_invoice_item"
-            entry.detail = f"more than {MAX_COUNT_CORRECTION} events missing"
-        return
-    # Stripe has more: cancel what the ledger knows of, else offset or credit note.
-    if _cancellable(pair, now=now).exists():
-        entry.action = "cancel"
-    elif pair.open_period and pair.metric.aggregation == Metric.Aggregation.SUM:
-        entry.action = "offset"
-    else:
-        entry.action = "needs_credit_note"
-        entry.detail = (
-            "Stripe bills more than the ledger recorded and no known event can be cancelled "
-            "(24 h window) or offset (count/last meter, or an invoiced period): issue a "
-            "credit note"
-        )
-
-
-def _correction_values(pair: Pair, remaining: int) -> list[int]:
-    entry = pair.entry
-    assert entry is not None
-    formula = pair.metric.aggregation
-    if formula == Metric.Aggregation.LAST:
-        return [pair.ledger]
-    if formula == Metric.Aggregation.COUNT:
-        return [1] * remaining
-    return [-remaining if entry.action == "offset" else remaining]
-
-
-def _identifier(pair: Pair, action: str, index: int) -> str:
+def _identifier(pair: Pair, observed: Observed, action: MeteredAction, index: int) -> str:
     """Deterministic: the same drift of the same period gets the same rows on a re-run; the
     installation's namespace keeps the same drift of another database apart."""
-    parts = (pair.customer_id, pair.metric.key, pair.start.isoformat(), pair.ledger, pair.stripe)
+    parts = (
+        pair.customer_id,
+        pair.metric.key,
+        pair.start.isoformat(),
+        observed.ledger,
+        observed.stripe,
+    )
     digest = derived_identifier(CORRECTION_PREFIX, (*parts, action), digits=40)
     return LibraryIdentifier(f"{digest}-{index}") if index else digest
 
@@ -375,11 +400,8 @@ def _cancellable(pair: Pair, *, now: datetime) -> QuerySet[UsageEvent]:
     """Rows Stripe may count and the ledger doesn't, still inside the 24 h window."""
     recent = cancellable_since(now)
     return (
-        _in_window(
-            UsageEvent.objects.filter(metric=pair.metric, customer_id=pair.customer_id),
-            pair.start,
-            pair.end,
-        )
+        UsageEvent.objects.filter(metric=pair.metric, customer_id=pair.customer_id)
+        .billed_between(pair.start, pair.end)
         .filter(group__isnull=True, value__gt=0)
         .filter(
             Q(
@@ -418,81 +440,68 @@ def _cancel_known(pair: Pair, backend: BaseBackend, surplus: int, *, now: dateti
     return cancelled
 
 
-def billed_at() -> Coalesce:
-    """When Stripe files a row: its delivery group's time for aggregated rows, else its own."""
-    return Coalesce(F("group__occurred_at"), F("occurred_at"))
-
-
-def _in_window(rows: QuerySet[UsageEvent], start: datetime, end: datetime) -> QuerySet[UsageEvent]:
-    """Rows Stripe files in ``[start, end)``."""
-    return rows.annotate(at=billed_at()).filter(at__gte=start, at__lt=end)
-
-
-def _ledger_totals(pairs: list[Pair], *, now: datetime, settling: float) -> None:
+def _ledger_sides(pairs: list[Pair], *, now: datetime, settling: float) -> dict[Pair, LedgerSide]:
+    """What the ledger holds of each pair: pairs of one metric and period are counted
+    together, :data:`CHUNK` customers at a time."""
     groups: dict[tuple[int, datetime, datetime], list[Pair]] = defaultdict(list)
     for pair in pairs:
         groups[(pair.metric.pk, pair.start, pair.end)].append(pair)
     unsettled = now - timedelta(seconds=settling)
+    sides: dict[Pair, LedgerSide] = {}
     for (metric_pk, start, end), members in groups.items():
-        formula = members[0].metric.aggregation
         by_customer = {p.customer_id: p for p in members}
         customers = sorted(by_customer)
         for offset in range(0, len(customers), CHUNK):
             chunk = customers[offset : offset + CHUNK]
-            rows = _in_window(
-                UsageEvent.objects.filter(metric_id=metric_pk, customer_id__in=chunk), start, end
+            rows = UsageEvent.objects.filter(
+                metric_id=metric_pk, customer_id__in=chunk
+            ).billed_between(start, end)
+            totals = (
+                rows.filter(status=UsageEvent.Status.SENT).usage().totals_by_formula("customer_id")
             )
-            usage = rows.filter(status=UsageEvent.Status.SENT).exclude(
-                identifier__startswith=CORRECTION_PREFIX
+            awaiting = set(
+                rows.filter(identifier__startswith=CORRECTION_PREFIX)
+                .filter(
+                    Q(status=UsageEvent.Status.PENDING)
+                    | Q(status=UsageEvent.Status.SENT, sent_at__gt=unsettled)
+                )
+                .values_list("customer_id", flat=True)
             )
-            if formula == Metric.Aggregation.LAST:
-                seen: set[str] = set()
-                latest = usage.order_by("customer_id", "-at", "-pk")  # type: ignore[misc]
-                for customer, value in latest.values_list("customer_id", "value"):
-                    if customer not in seen:
-                        seen.add(customer)
-                        by_customer[customer].ledger = value
-            else:
-                aggregate = Count("pk") if formula == Metric.Aggregation.COUNT else Sum("value")
-                for customer, total in (
-                    usage.order_by()
-                    .values("customer_id")
-                    .annotate(total=aggregate)
-                    .values_list("customer_id", "total")
-                ):
-                    by_customer[customer].ledger = int(total or 0)
-            awaiting = rows.filter(identifier__startswith=CORRECTION_PREFIX).filter(
-                Q(status=UsageEvent.Status.PENDING)
-                | Q(status=UsageEvent.Status.SENT, sent_at__gt=unsettled)
-            )
-            for customer in awaiting.values_list("customer_id", flat=True).distinct():
-                by_customer[customer].awaiting = True
             unmarked = rows.filter(
                 Q(attempts__gt=0) | Q(claimed_until__isnull=False),
                 status=UsageEvent.Status.PENDING,
             ).exclude(identifier__startswith=CORRECTION_PREFIX)  # those are ``awaiting``
-            for customer, count in (
+            in_flight = dict(
                 unmarked.order_by()
                 .values("customer_id")
                 .annotate(count=Count("pk"))
                 .values_list("customer_id", "count")
-            ):
-                by_customer[customer].in_flight = count
+            )
+            for customer in chunk:
+                sides[by_customer[customer]] = LedgerSide(
+                    total=totals.get((metric_pk, customer), 0),
+                    in_flight=in_flight.get(customer, 0),
+                    awaiting=customer in awaiting,
+                )
+    return sides
 
 
-def _entry(pair: Pair, status: str, *, detail: str = "") -> MeteredEntry:
-    difference = None if pair.stripe is None else pair.stripe - pair.ledger
+def _entry(pair: Pair, observed: Observed, decision: Decision) -> MeteredEntry:
+    if decision.status == MeteredStatus.SKIPPED:
+        return _skipped(pair.customer_id, pair.metric, pair.start, pair.end, decision.detail)
+    difference = None if observed.stripe is None else observed.stripe - observed.ledger
     return MeteredEntry(
         customer_id=pair.customer_id,
         metric=pair.metric.key,
         formula=pair.metric.aggregation,
         period_start=pair.start,
         period_end=pair.end,
-        ledger=pair.ledger,
-        stripe=pair.stripe,
+        ledger=observed.ledger,
+        stripe=observed.stripe,
         difference=difference,
-        status=status,
-        detail=detail,
+        status=decision.status,
+        action=decision.action,
+        detail=decision.detail,
     )
 
 
@@ -508,7 +517,7 @@ def _skipped(
         ledger=None,
         stripe=None,
         difference=None,
-        status="skipped",
+        status=MeteredStatus.SKIPPED,
         detail=why,
     )
 

@@ -36,7 +36,7 @@ def resolve_meters(
         return found
     active = {m.event_name: m for m in remote if m.status == "active"}
     for metric in missing:
-        event_name = metric.event_name or metric.key
+        event_name = metric.meter_event_name
         meter: RemoteMeter | None = active.get(event_name)
         action = "found"
         if meter is None and create and write:
@@ -44,7 +44,7 @@ def resolve_meters(
                 meter = backend.create_meter(
                     event_name=event_name,
                     formula=metric.aggregation,
-                    display_name=metric.display_name or metric.key,
+                    display_name=str(metric),
                 )
             except Exception as exc:
                 report.errors.append(

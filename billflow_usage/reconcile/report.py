@@ -54,6 +54,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
+from billflow_usage.reconcile.metered_decision import MeteredAction, MeteredStatus
+
 SCHEMA_VERSION = 1
 MAX_FAILED_LISTED = 500
 #: Entries of one list that a stored report keeps (the admin pages through them).
@@ -86,7 +88,11 @@ SUMMARY_KEYS = (
 )
 
 #: Metered statuses and seat statuses that are drift (``skipped``/``error`` are not).
-METERED_DRIFT = ("missing_in_stripe", "surplus_in_stripe", "mismatch")
+METERED_DRIFT = (
+    MeteredStatus.MISSING_IN_STRIPE,
+    MeteredStatus.SURPLUS_IN_STRIPE,
+    MeteredStatus.MISMATCH,
+)
 SEAT_DRIFT = ("desired_stale", "stripe_differs")
 
 
@@ -127,8 +133,8 @@ class MeteredEntry:
     ledger: int | None
     stripe: int | None
     difference: int | None
-    status: str
-    action: str = "none"
+    status: MeteredStatus
+    action: MeteredAction = MeteredAction.NONE
     applied: bool = False
     detail: str = ""
 
@@ -228,7 +234,7 @@ class Report:
         values.update(
             metered_drift=sum(1 for e in self.metered if e.is_drift),
             metered_repaired=sum(1 for e in self.metered if e.is_drift and e.applied),
-            metered_skipped=sum(1 for e in self.metered if e.status == "skipped"),
+            metered_skipped=sum(1 for e in self.metered if e.status == MeteredStatus.SKIPPED),
             seats_drift=sum(1 for e in self.seats if e.is_drift),
             seats_repaired=sum(1 for e in self.seats if e.is_drift and e.applied),
             unbilled=len(self.unbilled),
@@ -371,7 +377,7 @@ def render_table(report: Report, *, verbosity: int = 1) -> list[str]:
         f"{s['metered_drift']} drift ({s['metered_repaired']} repaired), "
         f"{s['metered_skipped']} skipped"
     )
-    metered = [e for e in report.metered if verbosity >= 2 or e.status != "skipped"]
+    metered = [e for e in report.metered if verbosity >= 2 or e.status != MeteredStatus.SKIPPED]
     lines += _section(
         "",
         metered,

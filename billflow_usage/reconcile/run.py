@@ -189,7 +189,7 @@ def _run(
     )
     total = len(pairs)
     step("metered", 0, total)
-    metered.compare(
+    checks = metered.compare(
         pairs,
         backend,
         report,
@@ -198,10 +198,11 @@ def _run(
         progress=lambda done: step("metered", done, total),
     )
     if options.apply and write:
-        ids = metered.repair(pairs, backend, sync_report=row, now=now)
+        corrections = metered.repair(checks, backend, sync_report=row, now=now)
+        ids = [i for correction in corrections for i in correction.event_ids]
         if ids:
             deliver_pending(backend=backend, event_ids=ids, link_ids=[])
-            metered.confirm_delivery(pairs)
+            metered.confirm_delivery(corrections)
 
     step("seats", 0, 1)
     drifting = seats.compare_seats(seat_counts, report)

@@ -24,7 +24,7 @@ from billflow_usage.reconcile.report import (
     UnbilledEntry,
 )
 from billflow_usage.tracking.metered import TRACKER_FAILURES
-from billflow_usage.validation import too_old_for_stripe
+from billflow_usage.validation import STRIPE_HISTORY, too_old_for_stripe
 
 
 def find_unbilled(
@@ -120,8 +120,9 @@ def _remedy(event: UsageEvent, *, billable: bool, now: datetime) -> tuple[str, s
         )
     if too_old_for_stripe(event.occurred_at, now=now):
         return "record_again", (
-            f"{cause}; older than Stripe's 35-day window, so a retry is refused too: record "
-            "the usage again in the current period, or bill it with an invoice item"
+            f"{cause}; older than Stripe's {STRIPE_HISTORY.days}-day window, so a retry is "
+            "refused too: record the usage again in the current period, or bill it with an "
+            "invoice item"
         )
     return "retry", (
         f"{cause}; not billed until someone acts: fix the cause, then retry it from the admin "

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 from billflow_usage.admin.usage_chart import BOTTOM, HEIGHT, LEFT, RIGHT, TOP, WIDTH, build_chart
-from billflow_usage.admin.usage_figures import DailySeries
 from billflow_usage.models import Metric
+from billflow_usage.services.usage_figures import DailySeries
 
 DAYS = [date(2026, 11, 1) + timedelta(days=n) for n in range(10)]
 

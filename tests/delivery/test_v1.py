@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -213,6 +214,26 @@ def test_events_older_than_35_days_fail_without_being_sent(
     assert event.last_error_code == "timestamp_too_far_in_past"
     assert "more than 35 days" in event.last_error_message
     assert fake_stripe.request_count("/v1/billing/meter_events") == 0
+
+
+def test_a_row_too_old_says_so_alike_whether_recording_or_delivery_found_it(
+    fake_stripe: FakeStripe, api_calls: Metric, customer: str
+) -> None:
+    recorded = billflow_usage.record_usage(
+        "api_calls", customer, 1, timestamp=timezone.now() - timedelta(days=40)
+    )
+    delivered = billflow_usage.record_usage("api_calls", customer, 1)
+    UsageEvent.objects.filter(pk=delivered.pk).update(
+        occurred_at=delivered.occurred_at - timedelta(days=36)
+    )
+    assert deliver_pending().failed == 1
+
+    def wording(event: UsageEvent) -> tuple[str, str]:
+        event.refresh_from_db()
+        moments = re.compile(r"\d{4}-\d\d-\d\dT[\d:.]+\+00:00")
+        return event.last_error_code, moments.sub("<moment>", event.last_error_message)
+
+    assert wording(recorded) == wording(delivered)
 
 
 def test_a_redo_after_a_crash_never_replays_an_answer_from_before_a_fix(

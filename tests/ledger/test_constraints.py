@@ -97,6 +97,14 @@ def test_metric_event_name_defaults_to_key_and_is_unique(db):
     assert_refused(lambda: Metric.objects.create(key="calls", event_name="api-calls"))
 
 
+@pytest.mark.parametrize(
+    ("event_name", "sent_as"), [("", "api-calls"), ("api_calls_v2", "api_calls_v2")]
+)
+def test_usage_goes_to_the_meter_of_the_event_name_else_of_the_key(event_name, sent_as):
+    """Even on a metric never saved through ``save()``, which stores the default."""
+    assert Metric(key="api-calls", event_name=event_name).meter_event_name == sent_as
+
+
 def test_metric_in_use_cannot_be_deleted(metric):
     from django.db.models import ProtectedError
 

@@ -15,6 +15,7 @@ from billflow_usage.delivery import deliver_pending
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.reconcile.metered import Pair, _identifier
+from billflow_usage.reconcile.metered_decision import Observed
 from billflow_usage.testing.fake_stripe import FakeStripe
 from tests.delivery.conftest import Configure
 from tests.factories import MetricFactory
@@ -59,8 +60,8 @@ def test_sync_corrections_of_two_databases_never_collide() -> None:
     def correction() -> str:
         metric = MetricFactory(key="api_calls")
         period = (datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC))
-        pair = Pair("cus_A1", metric, "mtr_1", *period, ledger=8, stripe=5)
-        return _identifier(pair, "correct", 0)
+        pair = Pair("cus_A1", metric, "mtr_1", *period)
+        return _identifier(pair, Observed(metric.aggregation, ledger=8, stripe=5), "correct", 0)
 
     first = correction()
     assert correction() == first  # deterministic: a re-run never doubles a correction

@@ -50,8 +50,8 @@ import billflow_usage
 from billflow_usage.backends import get_backend
 from billflow_usage.backends.base import BaseBackend, Cancellation, MeterEvent, QuantityPush, Result
 from billflow_usage.delivery import claim, deliver_pending, marking, sending
+from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
-from billflow_usage.reconcile.metered import CORRECTION_PREFIX
 from billflow_usage.testing.fake_stripe import EventDelivery, FakeStripe
 from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
 from billflow_usage.tracking import metric_cache

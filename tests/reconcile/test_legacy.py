@@ -8,8 +8,8 @@ from collections.abc import Callable
 import pytest
 
 import billflow_usage
+from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import Metric, UsageEvent
-from billflow_usage.reconcile.metered import CORRECTION_PREFIX
 from tests.factories import MetricFactory
 from tests.reconcile.conftest import Account, ago, sync_exit
 

@@ -13,8 +13,8 @@ import billflow_usage
 from billflow_usage.backends import get_backend
 from billflow_usage.delivery import deliver_pending, sending
 from billflow_usage.delivery.claim import claim_events
+from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import UsageEvent
-from billflow_usage.reconcile.metered import CORRECTION_PREFIX
 from tests.delivery.conftest import expire_claims
 from tests.factories import MetricFactory
 from tests.reconcile.conftest import Account, ago, sync_json
@@ -101,15 +101,21 @@ def test_events_stripe_got_from_elsewhere_are_offset_in_the_open_period(
     assert metered(sync_json("--apply")) == []
 
 
+def corrected_after_stripe_lost_it(account: Account, customer: str) -> UsageEvent:
+    """6 units the ledger marked sent but Stripe never got, corrected by billflow_sync."""
+    account.subscribe(customer)
+    lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    sync_json("--apply")
+    return lost
+
+
 def test_an_overshooting_correction_is_cancelled_within_24_hours(
     account: Account, client: stripe.StripeClient
 ) -> None:
     """Stripe was slow, a correction was sent, then the late events arrived after all."""
     customer = account.customer()
-    account.subscribe(customer)
-    lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
-    sync_json("--apply")
+    lost = corrected_after_stripe_lost_it(account, customer)
     assert account.fake.meter_event_total("api_calls", customer) == 6
     # The original event reaches Stripe late, under its own identifier.
     client.v1.billing.meter_events.create(
@@ -130,6 +136,33 @@ def test_an_overshooting_correction_is_cancelled_within_24_hours(
     correction = UsageEvent.objects.get(identifier__startswith=CORRECTION_PREFIX)
     assert correction.status == UsageEvent.Status.CANCELLED
     assert account.fake.request_count("/v1/billing/meter_event_adjustments", "POST") == 1
+
+
+def test_what_cancelling_leaves_of_a_surplus_is_offset_in_the_open_period(
+    account: Account, client: stripe.StripeClient
+) -> None:
+    """A correction overshot (cancellable: 6) and 4 more came from elsewhere (not)."""
+    customer = account.customer()
+    lost = corrected_after_stripe_lost_it(account, customer)
+    for identifier, value in ((lost.identifier, 6), (None, 4)):
+        client.v1.billing.meter_events.create(
+            {
+                "event_name": "api_calls",
+                **({"identifier": identifier} if identifier else {}),
+                "payload": {"stripe_customer_id": customer, "value": str(value)},
+                "timestamp": int(lost.occurred_at.timestamp()),
+            }
+        )
+    UsageEvent.objects.filter(identifier__startswith=CORRECTION_PREFIX).update(sent_at=ago(hours=2))
+
+    [entry] = metered(sync_json("--apply"))
+
+    assert (entry["difference"], entry["action"], entry["applied"]) == (10, "offset", True)
+    assert entry["detail"] == "recorded 1 correcting event(s) of -4"
+    assert account.fake.meter_event_total("api_calls", customer) == 6
+    corrections = UsageEvent.objects.filter(identifier__startswith=CORRECTION_PREFIX)
+    assert sorted(corrections.values_list("value", "status")) == [(-4, "sent"), (6, "cancelled")]
+    assert metered(sync_json("--apply")) == []
 
 
 def test_an_unsettled_correction_is_not_repeated(account: Account) -> None:

@@ -14,9 +14,9 @@ from django.test import Client
 from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.admin.retrying import retry_failed
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import UsageEvent
+from billflow_usage.services.retrying import retry_failed
 from billflow_usage.testing.fake_stripe import EventDelivery, FakeStripe
 from tests.factories import MetricFactory
 

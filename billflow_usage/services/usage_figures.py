@@ -16,14 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, F, Q, QuerySet, Sum, Window
-from django.db.models.functions import RowNumber, TruncDate
+from django.db.models import Count, Q
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from billflow_usage.admin.backend_access import BackendFailure, describe_failure, request_backend
 from billflow_usage.backends.base import BaseBackend, UsageQuery
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
-from billflow_usage.reconcile.metered import CORRECTION_PREFIX, billed_at, minute_floor
+from billflow_usage.models.usage_event import UsageEventQuerySet
+from billflow_usage.reconcile.metered import minute_floor
+from billflow_usage.services.backend_access import BackendFailure, describe_failure, request_backend
 
 logger = logging.getLogger("billflow_usage.admin")
 
@@ -151,16 +152,18 @@ def _period(link: SubscriptionItemLink | None, month: Period) -> Period:
     return Period(minute_floor(link.current_period_start), minute_floor(link.current_period_end))
 
 
-def _billed_rows(customer_id: str, periods: dict[int, Period]) -> QuerySet[UsageEvent]:
-    """The customer's usage rows (sent or pending, no corrections) in each metric's period."""
+def _billed_rows(customer_id: str, periods: dict[int, Period]) -> UsageEventQuerySet:
+    """The customer's usage rows (sent or pending) in each metric's period, with their UTC day
+    (``day``) by the time Stripe files them."""
     in_period = Q()
     for metric_pk, period in periods.items():
-        in_period |= Q(metric_id=metric_pk, at__gte=period.start, at__lt=period.end)
+        in_period |= Q(metric_id=metric_pk, billed_at__gte=period.start, billed_at__lt=period.end)
     return (
         UsageEvent.objects.filter(customer_id=customer_id, status__in=BILLED_STATUSES)
-        .exclude(identifier__startswith=CORRECTION_PREFIX)
-        .annotate(at=billed_at(), day=TruncDate("at", tzinfo=UTC))
+        .usage()
+        .with_billed_at()
         .filter(in_period)
+        .annotate(day=TruncDate("billed_at", tzinfo=UTC))
     )
 
 
@@ -169,49 +172,21 @@ def _count_ledger(
 ) -> list[DailySeries]:
     """Fill each metered figure's ledger total and pending count; return the daily series.
 
-    Two queries: per (metric, day, status) sums and counts, and for ``last`` meters each
-    day's latest value (a window function, so only one row per day leaves the database).
+    Each day's usage by the metric's formula (one query, and one more for ``last`` meters),
+    the period's from its days', and the pending rows counted per metric (one query).
     """
     if not metered:
         return []
     rows = _billed_rows(customer_id, {pk: f.period for pk, f in metered.items()})
     series = {pk: DailySeries(f.metric, f.period.days(until=now)) for pk, f in metered.items()}
-    per_day = (
-        rows.order_by()
-        .values_list("metric_id", "day", "status")  # type: ignore[misc]
-        .annotate(total=Sum("value"), events=Count("pk"))
-    )
-    for metric_pk, day, status, total, events in per_day:
-        figures = metered[metric_pk]
-        if status == UsageEvent.Status.PENDING:
-            figures.pending_events += events
-        formula = figures.metric.aggregation
-        if formula != Metric.Aggregation.LAST:
-            amount = events if formula == Metric.Aggregation.COUNT else int(total)
-            values = series[metric_pk].values
-            values[day] = values.get(day, 0) + amount
-    last = [pk for pk, f in metered.items() if f.metric.aggregation == Metric.Aggregation.LAST]
-    if last:
-        latest = (
-            rows.filter(metric_id__in=last)
-            .annotate(
-                rank=Window(
-                    RowNumber(),
-                    partition_by=[F("metric_id"), F("day")],
-                    order_by=[F("at").desc(), F("pk").desc()],
-                )
-            )
-            .filter(rank=1)
-            .values_list("metric_id", "day", "value")
-        )
-        for metric_pk, day, value in latest:
-            series[metric_pk].values[day] = value
+    for (metric_pk, day), total in rows.totals_by_formula("day").items():
+        series[metric_pk].values[day] = total
+    pending = rows.filter(status=UsageEvent.Status.PENDING).values_list("metric_id")
+    for metric_pk, events in pending.annotate(events=Count("pk")).order_by():
+        metered[metric_pk].pending_events = events
     for metric_pk, figures in metered.items():
         values = series[metric_pk].values
-        if figures.metric.aggregation == Metric.Aggregation.LAST:
-            figures.ledger = values[max(values)] if values else 0
-        else:
-            figures.ledger = sum(values.values())
+        figures.ledger = figures.metric.total_of([values[day] for day in sorted(values)])
     return list(series.values())
 
 
@@ -254,7 +229,7 @@ def _ask(backend: BaseBackend, customer_id: str, figures: MetricFigures) -> Back
         return None
     query = UsageQuery(
         metric.stripe_meter_id,
-        metric.event_name or metric.key,
+        metric.meter_event_name,
         metric.aggregation,
         customer_id,
         figures.period.start,

@@ -18,11 +18,11 @@ from datetime import datetime
 from django.db import router, transaction
 from django.db.models import Q
 
-from billflow_usage.admin.backend_access import describe_failure, request_backend
-from billflow_usage.admin.delivery_groups import refusals, select_groups
 from billflow_usage.backends.base import BaseBackend, Outcome
 from billflow_usage.models import UsageEvent
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
+from billflow_usage.services.backend_access import describe_failure, request_backend
+from billflow_usage.services.delivery_groups import refusals, select_groups
 
 ADMIN_CANCEL_CODE = "cancelled_by_admin"
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from billflow_usage.admin.backend_access import describe_failure, request_backend
 from billflow_usage.backends.base import RemoteMeter
 from billflow_usage.models import Metric
+from billflow_usage.services.backend_access import describe_failure, request_backend
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def check_meter(metric: Metric, meters: Sequence[RemoteMeter]) -> MeterCheck:
     """What Stripe has for ``metric``, and what is wrong with it if anything."""
     if not metric.is_metered:
         return MeterCheck(True, "Seat metrics have no meter: Stripe bills the item's quantity.")
-    event_name = metric.event_name or metric.key
+    event_name = metric.meter_event_name
     if not metric.stripe_meter_id:
         found = [m for m in meters if m.event_name == event_name and m.status == "active"]
         if found:

@@ -20,11 +20,11 @@ from datetime import datetime
 from django.db import router, transaction
 from django.db.models import Q, QuerySet
 
-from billflow_usage.admin.delivery_groups import PartialGroup, refusals, select_groups
-from billflow_usage.delivery.sending import TOO_OLD_CODE
 from billflow_usage.models import DeliveryGroup, UsageEvent
+from billflow_usage.models.usage_event import UsageEventQuerySet
+from billflow_usage.services.delivery_groups import PartialGroup, refusals, select_groups
 from billflow_usage.tracking.metered import TRACKER_FAILURES
-from billflow_usage.validation import STRIPE_HISTORY
+from billflow_usage.validation import STRIPE_HISTORY, TOO_OLD_CODE
 
 #: Rows retried at most by one run of the action.
 RETRY_LIMIT = 1000
@@ -48,7 +48,7 @@ class _Chosen:
 
 
 def retry_failed(
-    selection: QuerySet[UsageEvent], *, now: datetime, limit: int = RETRY_LIMIT
+    selection: UsageEventQuerySet, *, now: datetime, limit: int = RETRY_LIMIT
 ) -> RetryOutcome:
     """Queue again what may be retried among ``selection``, at most ``limit`` rows."""
     outcome = RetryOutcome()
@@ -57,7 +57,7 @@ def retry_failed(
     not_failed = selection.exclude(status=UsageEvent.Status.FAILED).count()
     unrecorded = Q(last_error_code__in=TRACKER_FAILURES) | Q(metric__isnull=True)
     tracker_errors = failed.filter(unrecorded).count()
-    sendable = failed.exclude(unrecorded)
+    sendable = failed.exclude(unrecorded).with_billed_at()
     too_old = sendable.filter(_too_old(now)).count()
     retriable = sendable.exclude(_too_old(now))
     total = retriable.count()
@@ -76,9 +76,9 @@ def retry_failed(
         )
     if too_old:
         outcome.refused.append(
-            f"{too_old} event(s) are more than 35 days old and were left alone: Stripe only "
-            "accepts meter events from the past 35 days. Bill them with an invoice item or a "
-            "credit note instead."
+            f"{too_old} event(s) are more than {STRIPE_HISTORY.days} days old and were left "
+            f"alone: Stripe only accepts meter events from the past {STRIPE_HISTORY.days} days. "
+            "Bill them with an invoice item or a credit note instead."
         )
     if left > 0:
         outcome.refused.append(
@@ -91,14 +91,9 @@ def retry_failed(
 
 
 def _too_old(now: datetime) -> Q:
-    """Rows Stripe can no longer take: marked so, or sent with a time (a group's, for
-    aggregated rows) past its 35 days."""
-    cutoff = now - STRIPE_HISTORY
-    return (
-        Q(last_error_code=TOO_OLD_CODE)
-        | Q(group__isnull=True, occurred_at__lt=cutoff)
-        | Q(group__occurred_at__lt=cutoff)
-    )
+    """Rows (annotated with ``billed_at``) Stripe can no longer take: marked so, or billed
+    at a time (a group's, for aggregated rows) past its 35 days."""
+    return Q(last_error_code=TOO_OLD_CODE) | Q(billed_at__lt=now - STRIPE_HISTORY)
 
 
 def _choose(retriable: QuerySet[UsageEvent], limit: int) -> tuple[_Chosen, dict[int, PartialGroup]]:
