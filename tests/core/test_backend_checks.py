@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.core import checks
 
-from billflow_usage.admin.backend_access import describe_failure
 from billflow_usage.backends.locmem import LocMemBackend
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.checks import check_settings
+from billflow_usage.services.backend_access import describe_failure
 
 LIVE_KEY = "sk_live_SECRETLIVEVALUE"
 
