@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from billflow_usage.backends.stripe.errors import redact
 from billflow_usage.exceptions import MalformedEvent
+from billflow_usage.redaction import redact
 
 METER_ERROR_EVENTS = (
     "v1.billing.meter.error_report_triggered",

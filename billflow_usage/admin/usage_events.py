@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from billflow_usage.admin.cancelling import cancel_events
+from billflow_usage.admin.generic import ModelAdmin
 from billflow_usage.admin.pagination import EstimatedCountPaginator
 from billflow_usage.admin.retrying import retry_failed
 from billflow_usage.admin.usage_page import (
@@ -24,12 +25,12 @@ from billflow_usage.admin.usage_page import (
     model_breadcrumbs,
     render_customer_usage,
 )
-from billflow_usage.delivery.aggregation import GROUP_PREFIX
+from billflow_usage.identifiers import GROUP_PREFIX
 from billflow_usage.models import UsageEvent
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ModelAdmin[UsageEvent]):
     list_display = [
         "identifier",
         "customer_link",
