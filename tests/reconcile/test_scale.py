@@ -89,5 +89,6 @@ def test_200_customers_x_2_metrics(fake_stripe: FakeStripe, configure: object) -
     check(fake_stripe, 200)
 
 
+@pytest.mark.slow
 def test_2000_customers_x_2_metrics(fake_stripe: FakeStripe, configure: object) -> None:
     check(fake_stripe, 2000)
