@@ -1,16 +1,19 @@
-# Two commands on a fresh machine: `make demo` and `make test`.
+# Two commands on a fresh machine: `make demo` and `make test`. The matrix CI runs (other
+# Pythons, Django series, PostgreSQL) is noxfile.py's: `.venv/bin/nox -l` lists it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# A Django series to install (5.2, 6.1); empty: the newest that PYTHON and the pins admit.
+DJANGO ?=
 PYTEST_ARGS ?=
 AUDIT_ARGS ?=
 
-.PHONY: install demo serve test lint audit bench clean
+.PHONY: install demo serve test test-all lint audit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,celery]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,celery]' $(if $(DJANGO),'django==$(DJANGO).*')
 	touch $@
 
 install: $(VENV)/.installed
@@ -33,8 +36,13 @@ serve: install
 	  trap 'exit 130' INT TERM; \
 	  ../$(BIN)/python manage.py runserver 127.0.0.1:8000; }
 
+# The suite without the slow browser, fault-injection and scale runs (pyproject's addopts).
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The slow runs too, as CI has them; only the 20,000-event soak runs are left out.
+test-all: install
+	$(BIN)/python -m pytest -m 'not soak' $(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
@@ -52,4 +60,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .nox example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         tracking_disabled,
     )
 
+#: The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 _PUBLIC = {

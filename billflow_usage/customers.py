@@ -63,9 +63,10 @@ def billable_customers() -> QuerySet[Any]:
     from djstripe.models import Customer
 
     livemode = billflow_settings.livemode
-    return Customer.objects.filter(
+    customers: QuerySet[Any] = Customer.objects.filter(
         Q(livemode=livemode) | Q(livemode__isnull=True), date_purged__isnull=True
     )
+    return customers
 
 
 def _customer_of_subscriber(subscriber: Any) -> ResolvedCustomer:

@@ -1,4 +1,8 @@
+import uuid
+from datetime import timedelta
+
 import factory
+from django.utils import timezone
 from djstripe.models import Customer
 
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
@@ -68,6 +72,9 @@ class SubscriptionItemLinkFactory(factory.django.DjangoModelFactory):
 
 
 class UsageEventFactory(factory.django.DjangoModelFactory):
+    """A ledger row; pending by default. A trait puts it in another state with the fields
+    delivery (or the admin) leaves with that state: ``UsageEventFactory(sent=True)``."""
+
     class Meta:
         model = UsageEvent
 
@@ -77,12 +84,37 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
     identifier = factory.Sequence(lambda n: f"test-event-{n}")
 
     class Params:
+        #: Recorded, due, held by no worker: what ``record_usage`` stores.
+        pending = factory.Trait(
+            status=UsageEvent.Status.PENDING, attempts=0, claimed_until=None, claim_token=None
+        )
+        #: Pending and held by a worker that is sending it now (its lease runs 5 minutes).
+        claimed = factory.Trait(
+            status=UsageEvent.Status.PENDING,
+            claimed_until=factory.LazyFunction(lambda: timezone.now() + timedelta(minutes=5)),
+            claim_token=factory.LazyFunction(uuid.uuid4),
+        )
+        #: Accepted by Stripe at its first attempt.
+        sent = factory.Trait(
+            status=UsageEvent.Status.SENT,
+            attempts=1,
+            sent_at=factory.LazyFunction(timezone.now),
+        )
         #: Failed in Stripe (a permanent error), as delivery leaves a row.
         failed = factory.Trait(
             status=UsageEvent.Status.FAILED,
             attempts=1,
             last_error_code="meter_event_customer_not_found",
             last_error_message="No such customer",
+        )
+        #: Cancelled before it was sent: it never reaches Stripe.
+        cancelled = factory.Trait(status=UsageEvent.Status.CANCELLED)
+        #: Kept failed by a tracker whose metric doesn't exist (a mistyped key): never sent.
+        unknown_metric = factory.Trait(
+            metric=None,
+            status=UsageEvent.Status.FAILED,
+            last_error_code="unknown_metric",
+            last_error_message="No metric with key 'api-cals'",
         )
         #: Kept failed by a tracker whose resolver raised: never sent, never to be.
         tracker_error = factory.Trait(

@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
+from billflow_usage.admin.generic import ModelAdmin
 from billflow_usage.models import Metric
 from billflow_usage.services.meter_check import (
     MeterCheck,
@@ -22,7 +23,7 @@ STRIPE_FIELDS = ["event_name", "stripe_meter_id", "aggregation", "stripe_price_i
 
 
 @admin.register(Metric)
-class MetricAdmin(admin.ModelAdmin):
+class MetricAdmin(ModelAdmin[Metric]):
     list_display = [
         "key",
         "display_name",

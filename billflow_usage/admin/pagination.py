@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from django.core.paginator import Paginator
+from typing import Any
+
 from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
+
+from billflow_usage.admin.generic import Paginator
 
 #: Below this estimate an exact count is cheap enough to be worth it.
 EXACT_COUNT_BELOW = 100_000
 
 
-class EstimatedCountPaginator(Paginator):
+class EstimatedCountPaginator(Paginator[Any]):
     """Use PostgreSQL's planner estimate for the unfiltered table, an exact count otherwise."""
 
     @cached_property

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -32,7 +33,7 @@ def can_reconcile(request: HttpRequest) -> bool:
 
 
 def dry_reconciliation(
-    model_admin: admin.ModelAdmin, request: HttpRequest, customer_ids: Iterable[str]
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, customer_ids: Iterable[str]
 ) -> HttpResponse | None:
     """Run it for ``customer_ids``, log it, and redirect to the stored report."""
     customers = sorted(set(customer_ids))

@@ -11,6 +11,7 @@ from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
+from billflow_usage.admin.generic import ModelAdmin, ModelForm
 from billflow_usage.admin.reconciliation import can_reconcile, dry_reconciliation
 from billflow_usage.admin.usage_page import customer_usage_url
 from billflow_usage.conf import billflow_settings
@@ -38,7 +39,7 @@ def quantity_owner(link: SubscriptionItemLink) -> QuantityTracker | None:
     return registry.quantity_tracker(link.metric.key)
 
 
-class QuantityForm(forms.ModelForm):
+class QuantityForm(ModelForm[SubscriptionItemLink]):
     """Quantity edits, refused for metered items (Stripe rejects a quantity on those) and for
     quantities a tracker counts (its count is the truth)."""
 
@@ -81,7 +82,7 @@ class QuantityForm(forms.ModelForm):
 
 
 @admin.register(SubscriptionItemLink)
-class SubscriptionItemLinkAdmin(admin.ModelAdmin):
+class SubscriptionItemLinkAdmin(ModelAdmin[SubscriptionItemLink]):
     form = QuantityForm
     change_form_template = "admin/billflow_usage/usage_change_form.html"
     actions = ["reconcile_dry_run", "recount_quantities"]

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
 
+from billflow_usage.admin.generic import ModelAdmin
 from billflow_usage.models import SyncReport
 
 REPORT_FIELDS = (
@@ -49,13 +50,13 @@ class EntriesPage:
 
     sections: list[Section]
     current: str
-    page: Page
+    page: Page[Any]
     columns: list[str]
     rows: list[list[str]]
 
 
 @admin.register(SyncReport)
-class SyncReportAdmin(admin.ModelAdmin):
+class SyncReportAdmin(ModelAdmin[SyncReport]):
     list_display = ["started_at", "mode", "status", "drift_remaining", "checked", "finished_at"]
     list_filter = ["mode", "status"]
     date_hierarchy = "started_at"

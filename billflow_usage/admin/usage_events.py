@@ -15,6 +15,7 @@ from django.urls import NoReverseMatch, URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
+from billflow_usage.admin.generic import ModelAdmin
 from billflow_usage.admin.pagination import EstimatedCountPaginator
 from billflow_usage.admin.usage_page import (
     URL_NAME,
@@ -22,7 +23,7 @@ from billflow_usage.admin.usage_page import (
     model_breadcrumbs,
     render_customer_usage,
 )
-from billflow_usage.delivery.aggregation import GROUP_PREFIX
+from billflow_usage.identifiers import GROUP_PREFIX
 from billflow_usage.models import UsageEvent
 from billflow_usage.models.usage_event import UsageEventQuerySet
 from billflow_usage.services.cancelling import cancel_events
@@ -30,7 +31,7 @@ from billflow_usage.services.retrying import retry_failed
 
 
 @admin.register(UsageEvent)
-class UsageEventAdmin(admin.ModelAdmin):
+class UsageEventAdmin(ModelAdmin[UsageEvent]):
     list_display = [
         "identifier",
         "customer_link",

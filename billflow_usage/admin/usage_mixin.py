@@ -30,7 +30,7 @@ PREFETCHED_CUSTOMERS = "_billflow_usage_customers"
 VIEW_USAGE = "billflow_usage.view_usageevent"
 
 if TYPE_CHECKING:
-    _Base = admin.ModelAdmin
+    _Base = admin.ModelAdmin[Any]
 else:
     _Base = object
 

@@ -27,6 +27,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from django.db import connections, transaction
 from django.db.models import BigIntegerField, Case, F, Q, QuerySet, Value, When
@@ -40,6 +41,7 @@ from billflow_usage.models import DeliveryGroup, Metric, UsageEvent
 CLAIM_LOCK_ID = 0x62666C77
 
 Pair = tuple[int, str]  # (metric_id, customer_id)
+Rows = TypeVar("Rows", bound="QuerySet[Any]")
 
 
 def serialise_claims(using: str) -> None:
@@ -50,7 +52,7 @@ def serialise_claims(using: str) -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CLAIM_LOCK_ID])
 
 
-def lock_skipping(queryset: QuerySet, using: str) -> QuerySet:
+def lock_skipping(queryset: Rows, using: str) -> Rows:
     """``select_for_update(skip_locked=True)`` where the database supports it."""
     if connections[using].features.has_select_for_update_skip_locked:
         return queryset.select_for_update(skip_locked=True)
@@ -138,11 +140,13 @@ def _stamp(
     return rows.update(**values) == len(events)
 
 
-def _read(queryset: QuerySet) -> list[ClaimedEvent]:
+def _read(queryset: QuerySet[UsageEvent]) -> list[ClaimedEvent]:
     return [ClaimedEvent(*row) for row in queryset.values_list(*CLAIMED_FIELDS)]
 
 
-def _whole_backlogs(candidates: QuerySet, batch_size: int, using: str) -> list[ClaimedEvent]:
+def _whole_backlogs(
+    candidates: QuerySet[UsageEvent], batch_size: int, using: str
+) -> list[ClaimedEvent]:
     """Every candidate of the pairs the oldest candidates belong to, in (customer, metric,
     time) order, as many whole pairs as fit in ``batch_size`` (one pair's first
     ``batch_size`` events when even it does not fit)."""

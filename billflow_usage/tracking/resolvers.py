@@ -26,7 +26,7 @@ class Resolver:
 
     @cached_property
     def function(self) -> Callable[..., Any]:
-        target = import_string(self.target) if isinstance(self.target, str) else self.target
+        target: object = import_string(self.target) if isinstance(self.target, str) else self.target
         if not callable(target):
             raise TypeError(
                 f"{self.target!r} is not callable; pass a function or the dotted path to one."

@@ -3,7 +3,7 @@ within its 24 h window, aggregated rows only as a whole, everything else refused
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib.admin.models import LogEntry
@@ -47,8 +47,8 @@ def status(event: UsageEvent) -> str:
 
 
 def test_pending_cancelled_here_unless_a_worker_holds_it(client, editor, metric) -> None:
-    pending = UsageEventFactory(metric=metric)
-    claimed = UsageEventFactory(metric=metric, claimed_until=timezone.now() + timedelta(minutes=5))
+    pending = UsageEventFactory(metric=metric, pending=True)
+    claimed = UsageEventFactory(metric=metric, claimed=True)
     client.force_login(editor)
 
     response = cancel(client, [pending, claimed])
@@ -167,8 +167,8 @@ def test_aggregated_rows_are_cancelled_only_as_a_whole(client, editor, account, 
 
 
 def test_failed_and_cancelled_rows_left_alone(client, editor, metric) -> None:
-    failed = UsageEventFactory(metric=metric, status="failed")
-    done = UsageEventFactory(metric=metric, status="cancelled")
+    failed = UsageEventFactory(metric=metric, failed=True)
+    done = UsageEventFactory(metric=metric, cancelled=True)
     client.force_login(editor)
 
     response = cancel(client, [failed, done])

@@ -12,13 +12,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def orphan():
-    return UsageEventFactory(
-        metric=None,
-        identifier="bfu_orphan",
-        status="failed",
-        last_error_code="unknown_metric",
-        last_error_message="No metric with key 'api-cals'",
-    )
+    return UsageEventFactory(unknown_metric=True, identifier="bfu_orphan")
 
 
 def test_listed_and_shown(client, viewer, orphan):

@@ -5,7 +5,6 @@ from django.contrib.admin.models import LogEntry
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
 
 from billflow_usage.models import UsageEvent
 from tests.factories import OrderFactory, UsageEventFactory
@@ -55,7 +54,7 @@ def test_change_page_is_read_only(client, editor, metric):
 
 
 def test_viewer_cannot_run_actions(client, viewer, metric):
-    event = UsageEventFactory(metric=metric, status="failed", last_error_code="resource_missing")
+    event = UsageEventFactory(metric=metric, failed=True, last_error_code="resource_missing")
     client.force_login(viewer)
     act(client, "retry_failed", [event])
     event.refresh_from_db()
@@ -63,8 +62,8 @@ def test_viewer_cannot_run_actions(client, viewer, metric):
 
 
 def test_retry_failed(client, editor, metric):
-    failed = UsageEventFactory(metric=metric, status="failed", attempts=12, last_error_code="x")
-    sent = UsageEventFactory(metric=metric, status="sent", sent_at=timezone.now())
+    failed = UsageEventFactory(metric=metric, failed=True, attempts=12, last_error_code="x")
+    sent = UsageEventFactory(metric=metric, sent=True)
     client.force_login(editor)
     response = act(client, "retry_failed", [failed, sent])
     assert "1 failed event(s) queued" in response.text

@@ -22,7 +22,7 @@ from selenium.webdriver.support.wait import WebDriverWait
 from tests.e2e.browser import follow
 from tests.e2e.example_site import ExampleSite
 
-pytestmark = [pytest.mark.browser, pytest.mark.wall_clock]
+pytestmark = [pytest.mark.browser, pytest.mark.wall_clock, pytest.mark.slow]
 
 # Seconds for the worker to push a saved quantity. The demo pushed every subscription's seats
 # moments ago, and pushes are spaced 3600 / SEAT_UPDATES_PER_HOUR = 24 s apart per

@@ -186,6 +186,7 @@ def drain(worker: SimulatedWorker) -> None:
         worker.poll()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("order_tracker")
 def test_an_hour_long_outage_never_blocks_saving_and_loses_nothing(
     fake_stripe: FakeStripe,

@@ -104,6 +104,7 @@ def stop(worker: subprocess.Popen[str], sig: signal.Signals) -> str:
     return stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("meter_api", ["v1", "v2"])
 def test_a_worker_killed_three_times_mid_drain_bills_each_event_once(
     fake_stripe: FakeStripe,

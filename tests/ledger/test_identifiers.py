@@ -18,7 +18,7 @@ from billflow_usage.reconcile.metered import Pair, _identifier
 from billflow_usage.reconcile.metered_decision import Observed
 from billflow_usage.testing.fake_stripe import FakeStripe
 from tests.delivery.conftest import Configure
-from tests.factories import MetricFactory
+from tests.factories import MetricFactory, UsageEventFactory
 
 
 def start_again_on_a_fresh_database() -> None:
@@ -96,13 +96,8 @@ def test_a_row_stored_before_the_upgrade_is_sent_under_its_stored_identifier(
     is retried under the identifier it has."""
     configure(METER_API="v1")
     old = "bft_" + "0" * 64
-    UsageEvent.objects.create(
-        metric=api_calls,
-        customer_id=customer,
-        value=4,
-        identifier=old,
-        status=UsageEvent.Status.FAILED,
-        attempts=3,
+    UsageEventFactory(
+        metric=api_calls, customer_id=customer, value=4, identifier=old, failed=True, attempts=3
     )
     UsageEvent.objects.filter(identifier=old).update(status=UsageEvent.Status.PENDING)
 

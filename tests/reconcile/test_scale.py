@@ -10,14 +10,13 @@ import time
 import uuid
 
 import pytest
-from django.utils import timezone
 
 from billflow_usage.backends.base import MeterEvent
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
 from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
-from tests.factories import MetricFactory
+from tests.factories import MetricFactory, UsageEventFactory
 from tests.reconcile.conftest import PERIOD_AGE, ago, sync_json
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +38,6 @@ def build(fake: FakeStripe, customers: int) -> tuple[list[str], list[Metric]]:
                 fake.create_subscription(customer, price)
     finally:
         fake.clock.reset()
-    now = timezone.now()
     rows, events = [], []
     for index, customer in enumerate(ids):
         for metric in metrics:
@@ -47,14 +45,13 @@ def build(fake: FakeStripe, customers: int) -> tuple[list[str], list[Metric]]:
             value = 1 + index % 7
             at = ago(days=1, seconds=index)
             rows.append(
-                UsageEvent(
+                UsageEventFactory.build(
                     metric=metric,
                     customer_id=customer,
                     value=value,
                     occurred_at=at,
                     identifier=identifier,
-                    status=UsageEvent.Status.SENT,
-                    sent_at=now,
+                    sent=True,
                 )
             )
             events.append(MeterEvent(identifier, metric.key, customer, value, at))
@@ -92,5 +89,6 @@ def test_200_customers_x_2_metrics(fake_stripe: FakeStripe, configure: object) -
     check(fake_stripe, 200)
 
 
+@pytest.mark.slow
 def test_2000_customers_x_2_metrics(fake_stripe: FakeStripe, configure: object) -> None:
     check(fake_stripe, 2000)

@@ -11,9 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 import billflow_usage
-from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
+from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport
 from tests.admin.conftest import Account, ago
-from tests.factories import MetricFactory, SubscriptionItemLinkFactory
+from tests.factories import MetricFactory, SubscriptionItemLinkFactory, UsageEventFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +35,12 @@ def hostile(account: Account) -> dict[str, object]:
     """A metric, a ledger row, a seat link and a sync report holding markup in every field
     that is text."""
     metric = MetricFactory(key="evil", event_name="evil", display_name=f"Evil {SCRIPT}")
-    row = UsageEvent.objects.create(
+    row = UsageEventFactory(
         metric=metric,
         customer_id=f"cus_{IMG}",
         value=1,
         identifier=f"id-{SCRIPT}",
-        status=UsageEvent.Status.FAILED,
+        failed=True,
         last_error_code="code<b>",
         last_error_message=f"Stripe said {SCRIPT} {IMG}",
     )

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from billflow_usage.models import UsageEvent
 from billflow_usage.tracking.identifiers import tracker_identifier
-from tests.factories import MetricFactory, OrderFactory
+from tests.factories import MetricFactory, OrderFactory, UsageEventFactory
 from tests.testapp.models import Order
 from tests.tracking.helpers import ledger, workspace_customer
 
@@ -119,14 +119,13 @@ def test_two_reversing_trackers_of_one_metric_reverse_once(reversible, tracker_r
 def test_usage_moved_between_customers_is_reversed_per_customer(reversible):
     order = OrderFactory()
     first = ledger()[0]
-    UsageEvent.objects.create(
+    UsageEventFactory(
         metric=first.metric,
         customer_id="cus_Other",
         value=2,
         identifier="moved",
         source=order,
-        status=Status.SENT,
-        sent_at=timezone.now(),
+        sent=True,
     )
     mark_sent(pk=first.pk)
     order.delete()

@@ -69,7 +69,7 @@ class ThrottledRequestsClient(stripe.RequestsClient):
     # of the calling thread, if any.
     @property
     def _timeout(self) -> float:
-        deadline = getattr(self._deadlines, "at", None)
+        deadline: float | None = getattr(self._deadlines, "at", None)
         if deadline is None:
             return self._base_timeout
         return max(MIN_TIMEOUT, min(self._base_timeout, deadline - time.monotonic()))

@@ -102,6 +102,20 @@ class Control:
         self.clock = clock
         self.keys = keys
         self.reset = reset
+        #: (method, path) -> what answers it, given the request's JSON body.
+        self.endpoints: dict[tuple[str, str], Callable[[JSON], JSON]] = {
+            ("GET", "/_fake/state"): lambda _: summary(state, faults, clock, keys),
+            ("POST", "/_fake/reset"): self._reset,
+            ("GET", "/_fake/faults"): lambda _: faults_state(faults),
+            ("POST", "/_fake/faults"): self._configure_faults,
+            ("DELETE", "/_fake/faults"): self._clear_faults,
+            ("GET", "/_fake/clock"): self._move_clock,
+            ("POST", "/_fake/clock"): self._move_clock,
+            ("GET", "/_fake/keys"): lambda _: keys.summary(),
+            ("POST", "/_fake/keys"): self._change_keys,
+            ("DELETE", "/_fake/sessions"): lambda _: {"forgotten": forget_sessions(state)},
+            ("POST", "/_fake/meter_error_events"): self._meter_error_events,
+        }
 
     def handle(self, method: str, path: str, body: bytes) -> Reply:
         """Answer a control request; faults never apply here."""
@@ -109,7 +123,8 @@ class Control:
             data = json.loads(body) if body else {}
             if not isinstance(data, dict):
                 raise ValueError("the body must be a JSON object")
-            result = self._route(method, path, data)
+            endpoint = self.endpoints.get((method, path))
+            result = None if endpoint is None else endpoint(data)
         except (ValueError, TypeError) as exc:
             return _reply(400, {"error": {"type": "invalid_request_error", "message": str(exc)}})
         if result is None:
@@ -117,34 +132,25 @@ class Control:
             return _reply(404, {"error": {"type": "invalid_request_error", "message": message}})
         return _reply(200, result)
 
-    def _route(self, method: str, path: str, data: JSON) -> JSON | None:
-        """The control endpoint's answer, or None when there is no such endpoint."""
-        if (method, path) == ("GET", "/_fake/state"):
-            return summary(self.state, self.faults, self.clock, self.keys)
-        if (method, path) == ("POST", "/_fake/reset"):
-            self.reset()
-            return {"reset": True}
-        if path == "/_fake/faults" and method in ("GET", "POST", "DELETE"):
-            if method == "POST":
-                self.faults.configure(data)
-            elif method == "DELETE":
-                self.faults.clear()
-            return faults_state(self.faults)
-        if path == "/_fake/clock" and method in ("GET", "POST"):
-            if "set" in data:
-                self.clock.set(float(data["set"]))
-            if "advance" in data:
-                self.clock.advance(float(data["advance"]))
-            return {"now": self.clock.now()}
-        if path == "/_fake/keys" and method in ("GET", "POST"):
-            if method == "POST":
-                self._change_keys(data)
-            return self.keys.summary()
-        if (method, path) == ("DELETE", "/_fake/sessions"):
-            return {"forgotten": forget_sessions(self.state)}
-        if (method, path) == ("POST", "/_fake/meter_error_events"):
-            return self._meter_error_events(data)
-        return None
+    def _reset(self, _data: JSON) -> JSON:
+        self.reset()
+        return {"reset": True}
+
+    def _configure_faults(self, data: JSON) -> JSON:
+        self.faults.configure(data)
+        return faults_state(self.faults)
+
+    def _clear_faults(self, _data: JSON) -> JSON:
+        self.faults.clear()
+        return faults_state(self.faults)
+
+    def _move_clock(self, data: JSON) -> JSON:
+        """``{"set": epoch}`` and/or ``{"advance": seconds}``; ``{}`` only reads the clock."""
+        if "set" in data:
+            self.clock.set(float(data["set"]))
+        if "advance" in data:
+            self.clock.advance(float(data["advance"]))
+        return {"now": self.clock.now()}
 
     def _meter_error_events(self, data: JSON) -> JSON:
         """``{"secret": "whsec_..." or [...], "max_samples": 3}``: the signed thin events."""
@@ -152,7 +158,7 @@ class Control:
         deliveries = deliver_errors(self.state, secrets, max_samples=max_samples)
         return {"events": [delivery.as_dict() for delivery in deliveries]}
 
-    def _change_keys(self, data: JSON) -> None:
+    def _change_keys(self, data: JSON) -> JSON:
         """``{"revoke": key}``, ``{"restore": key}``, ``{"deny": key, "route": ...,
         "method": ...}`` or ``{"allow": key}``."""
         actions = [name for name in ("revoke", "restore", "deny", "allow") if name in data]
@@ -163,6 +169,7 @@ class Control:
             self.keys.deny(key, str(data.get("route", "*")), data.get("method"))
         else:
             getattr(self.keys, action)(key)
+        return self.keys.summary()
 
 
 def _reply(status: int, body: JSON) -> Reply:
