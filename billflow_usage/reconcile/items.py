@@ -81,29 +81,53 @@ def read_subscriptions(
         return by_customer, listed
     try:
         if explicit or (len(remaining) <= PER_CUSTOMER_LIMIT and listed):
-            for customer in sorted(remaining):
-                try:
-                    subs = list(backend.list_subscriptions(customer))
-                except ReadNotSupported:
-                    raise
-                except Exception as exc:
-                    report.errors.append(
-                        ErrorEntry("items", customer, "", type(exc).__name__, redact(str(exc)))
-                    )
-                    continue
-                by_customer[customer] = [s for s in subs if s.live]
-                listed.add(customer)
+            listed |= _list_each(remaining, backend, report, by_customer)
         else:
-            served = set(listed)
-            for sub in backend.list_subscriptions(None):
-                if sub.customer_id not in served and sub.live:
-                    by_customer[sub.customer_id].append(sub)
-            listed |= remaining | (set(by_customer) - served)
+            listed |= _list_all(remaining, backend, by_customer, served=set(listed))
     except ReadNotSupported as exc:
         report.errors.append(ErrorEntry("items", "", "", "unsupported", str(exc)))
     except Exception as exc:
         report.errors.append(ErrorEntry("items", "", "", type(exc).__name__, redact(str(exc))))
     return by_customer, listed
+
+
+def _list_each(
+    customers: Collection[str],
+    backend: BaseBackend,
+    report: Report,
+    by_customer: dict[str, list[RemoteSubscription]],
+) -> set[str]:
+    """One listing per customer (cheaper for a few); a customer Stripe can't list is reported
+    and left out. Returns the customers read."""
+    read: set[str] = set()
+    for customer in sorted(customers):
+        try:
+            subs = list(backend.list_subscriptions(customer))
+        except ReadNotSupported:
+            raise
+        except Exception as exc:
+            report.errors.append(
+                ErrorEntry("items", customer, "", type(exc).__name__, redact(str(exc)))
+            )
+            continue
+        by_customer[customer] = [s for s in subs if s.live]
+        read.add(customer)
+    return read
+
+
+def _list_all(
+    customers: Collection[str],
+    backend: BaseBackend,
+    by_customer: dict[str, list[RemoteSubscription]],
+    *,
+    served: set[str],
+) -> set[str]:
+    """Every subscription, page by page (cheaper for many customers); those of ``served``
+    customers were read elsewhere. Returns the customers read."""
+    for sub in backend.list_subscriptions(None):
+        if sub.customer_id not in served and sub.live:
+            by_customer[sub.customer_id].append(sub)
+    return set(customers) | (set(by_customer) - served)
 
 
 def match_items(
@@ -163,67 +187,83 @@ def refresh_links(
     refresh = Refresh()
     for key in sorted(set(links) | set(live.items)):
         customer, metric_pk = key
-        metric = metric_by_pk[metric_pk]
-        link = links.get(key)
-        match = live.items.get(key)
+        metric, link, match = metric_by_pk[metric_pk], links.get(key), live.items.get(key)
         if match is None:
-            if link is None or not link.stripe_subscription_item_id:
-                continue
-            if only_subscription and link.stripe_subscription_id != only_subscription:
-                continue
-            refresh.deactivate.append(link.pk)
-            report.items.append(
-                ItemChange(
-                    customer,
-                    metric.key,
-                    "deactivated",
-                    link.stripe_subscription_id,
-                    "",
-                    link.stripe_subscription_item_id,
-                    "the item or its subscription is gone or canceled in Stripe",
-                    applied=write,
-                )
-            )
-            continue
-        sub, item = match
-        if link is None:
-            refresh.create.append(_new_link(customer, metric, sub, item, desired=None))
-            report.items.append(
-                ItemChange(customer, metric.key, "created", sub.id, item.id, applied=write)
-            )
-        elif link.stripe_subscription_item_id == item.id:
-            if _set_period(link, sub, item):
-                refresh.update.append(link)
-        elif not link.stripe_subscription_item_id:
-            link.stripe_subscription_item_id = item.id
-            _set_period(link, sub, item)
-            refresh.update.append(link)
-            if metric.kind == Metric.Kind.LICENSED and item.quantity is not None:
-                refresh.adopt[link.pk] = item.quantity
-            report.items.append(
-                ItemChange(customer, metric.key, "attached", sub.id, item.id, applied=write)
-            )
+            change = _gone(customer, metric, link, refresh, only_subscription)
         else:
-            if only_subscription and not _newer(item, link):
-                continue  # an older subscription's event: the link's newer item stays
-            refresh.replace[link.pk] = (customer, metric, sub, item)
-            report.items.append(
-                ItemChange(
-                    customer,
-                    metric.key,
-                    "replaced",
-                    sub.id,
-                    item.id,
-                    link.stripe_subscription_item_id,
-                    "the customer's item for this metric changed",
-                    applied=write,
-                )
-            )
+            change = _found(customer, metric, link, match, refresh, only_subscription)
+        if change is not None:
+            change.applied = write
+            report.items.append(change)
     report.count("links_created", len(refresh.create) + len(refresh.replace))
     report.count("links_updated", len(refresh.update))
     report.count("links_deactivated", len(refresh.deactivate) + len(refresh.replace))
     if write:
         refresh.apply()
+
+
+def _gone(
+    customer: str,
+    metric: Metric,
+    link: SubscriptionItemLink | None,
+    refresh: Refresh,
+    only_subscription: str | None,
+) -> ItemChange | None:
+    """Stripe has no live item for the link any more: deactivate it (only within the one
+    subscription a webhook is about)."""
+    if link is None or not link.stripe_subscription_item_id:
+        return None
+    if only_subscription and link.stripe_subscription_id != only_subscription:
+        return None
+    refresh.deactivate.append(link.pk)
+    return ItemChange(
+        customer,
+        metric.key,
+        "deactivated",
+        link.stripe_subscription_id,
+        "",
+        link.stripe_subscription_item_id,
+        "the item or its subscription is gone or canceled in Stripe",
+    )
+
+
+def _found(
+    customer: str,
+    metric: Metric,
+    link: SubscriptionItemLink | None,
+    match: tuple[RemoteSubscription, RemoteItem],
+    refresh: Refresh,
+    only_subscription: str | None,
+) -> ItemChange | None:
+    """Stripe has a live item for the customer and metric: create, attach, refresh or
+    replace the link."""
+    sub, item = match
+    if link is None:
+        refresh.create.append(_new_link(customer, metric, sub, item, desired=None))
+        return ItemChange(customer, metric.key, "created", sub.id, item.id)
+    if link.stripe_subscription_item_id == item.id:
+        if _set_period(link, sub, item):
+            refresh.update.append(link)
+        return None
+    if not link.stripe_subscription_item_id:
+        link.stripe_subscription_item_id = item.id
+        _set_period(link, sub, item)
+        refresh.update.append(link)
+        if metric.kind == Metric.Kind.LICENSED and item.quantity is not None:
+            refresh.adopt[link.pk] = item.quantity
+        return ItemChange(customer, metric.key, "attached", sub.id, item.id)
+    if only_subscription and not _newer(item, link):
+        return None  # an older subscription's event: the link's newer item stays
+    refresh.replace[link.pk] = (customer, metric, sub, item)
+    return ItemChange(
+        customer,
+        metric.key,
+        "replaced",
+        sub.id,
+        item.id,
+        link.stripe_subscription_item_id,
+        "the customer's item for this metric changed",
+    )
 
 
 #: The columns a refresh writes on an existing link: Stripe's side only.
