@@ -16,7 +16,8 @@ MAX_LINES = 300
 def quickstart_check() -> ModuleType:
     """``.ci/quickstart.py``, which reads the marked blocks (a script, not a package)."""
     spec = importlib.util.spec_from_file_location("quickstart_check", ROOT / ".ci/quickstart.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
