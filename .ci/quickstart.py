@@ -4,12 +4,13 @@
     .venv/bin/python .ci/quickstart.py --keep         # keep the project afterwards, to look at
     .venv/bin/python .ci/quickstart.py --wheel dist/billflow_usage-0.1.0-py3-none-any.whl
 
-It installs a wheel (``--wheel``, else the newest ``dist/*.whl`` that ``make dist`` left, else
-one built now with ``pip wheel``) into a new virtualenv in a temporary folder, not editable, as
-a user would; makes a project there with the page's own ``django-admin startproject``; runs
-the page's marked blocks in order; and checks the result: every ledger row sent, Stripe's
-(the fake's) total per customer equal to the ledger's, and ``billflow_sync`` finding the
-usage in sync with nothing left over. Any failure prints the command's output and exits 1.
+It installs a wheel (``--wheel``, else the newest ``dist/*.whl`` that ``make dist`` left if no
+source changed since, else one built now with ``pip wheel``) into a new virtualenv in a
+temporary folder, not editable, as a user would; makes a project there with the page's own
+``django-admin startproject``; runs the page's marked blocks in order; and checks the result:
+every ledger row sent, Stripe's (the fake's) total per customer equal to the ledger's, and
+``billflow_sync`` finding the usage in sync with nothing left over. Any failure prints the
+command's output and exits 1.
 
 How the page marks what is run (the rules this script reads, and the only liberties it takes):
 
@@ -207,14 +208,16 @@ def free_port() -> int:
 
 
 def find_wheel(given: Path | None, folder: Path) -> Path:
-    """``given``, else the newest ``dist/*.whl``, else a wheel built from this checkout."""
+    """``given``, else the newest ``dist/*.whl`` if no source changed since, else a wheel
+    built from this checkout now."""
     if given is not None:
         return given.resolve()
     built = sorted((ROOT / "dist").glob("billflow_usage-*.whl"), key=lambda p: p.stat().st_mtime)
-    if built:
+    sources = [ROOT / "pyproject.toml", *(ROOT / "billflow_usage").rglob("*")]
+    if built and built[-1].stat().st_mtime >= max(p.stat().st_mtime for p in sources):
         print(f"::: using {built[-1].relative_to(ROOT)} (built by make dist)")
         return built[-1]
-    step("build a wheel (no dist/*.whl)")
+    step("build a wheel (no dist/*.whl newer than the sources)")
     wheels = folder / "wheels"
     pip = [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir"]
     run([*pip, str(wheels), str(ROOT)], ROOT, dict(os.environ))
