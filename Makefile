@@ -55,9 +55,19 @@ lint: install
 audit: install
 	$(BIN)/python .ci/audit_dependencies.py $(AUDIT_ARGS)
 
+# The docs site as CI builds it: any warning fails (`$(BIN)/mkdocs serve` while writing).
+.PHONY: docs quickstart
+docs: install
+	$(BIN)/mkdocs build --strict
+
+# docs/quickstart.md run as written in a new project: the wheel (dist/*.whl, else one built
+# now), `django-admin startproject`, the fake Stripe, delivered usage and a sync in step.
+quickstart: install
+	$(BIN)/python .ci/quickstart.py
+
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* .nox example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .nox example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache

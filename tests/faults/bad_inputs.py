@@ -1,6 +1,6 @@
 """Bad inputs across the public API, settings, admin and Stripe's answers, each with the clear
-error it gets: the cases of ``test_bad_inputs.py`` and the README's table, which
-``python -m tests.faults.bad_inputs --markdown`` prints.
+error it gets: the cases of ``test_bad_inputs.py`` and the table of docs/bad-inputs.md, which
+``python -m tests.faults.bad_inputs --markdown`` prints (``--write`` writes it there).
 
 Each case's ``attempt`` runs in a :class:`~tests.faults.scene.Scene`. A ``prepare`` step, when
 given, runs first and what it records is part of what must survive the attempt; its result is
@@ -27,6 +27,7 @@ from billflow_usage.exceptions import (
     UnknownMetric,
     WrongMetricKind,
 )
+from tests.docs.generated import DOCS, write_table
 
 if TYPE_CHECKING:
     from django.core.checks import CheckMessage
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
     from tests.faults.scene import Scene
 
+#: The page whose table ``markdown()`` is.
+PAGE = DOCS / "bad-inputs.md"
 #: A key the fake Stripe refuses (it only takes test keys); it must never show in a row.
 REVOKED_KEY = "sk_live_revoked"
 
@@ -1036,7 +1039,7 @@ CASES = [
 
 
 def markdown() -> str:
-    """The README's table."""
+    """The table of docs/bad-inputs.md."""
     lines = ["| # | area | input | what you get |", "|---|---|---|---|"]
     for number, case in enumerate(CASES, start=1):
         cells = [str(number), case.area, case.given, str(case.expected)]
@@ -1046,8 +1049,12 @@ def markdown() -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README's table")
-    if parser.parse_args().markdown:
+    parser.add_argument("--markdown", action="store_true", help="print the docs' table")
+    parser.add_argument("--write", action="store_true", help="and write it into " + str(PAGE))
+    arguments = parser.parse_args()
+    if arguments.markdown:
         print(markdown())
+        if arguments.write:
+            write_table(PAGE, "tests.faults.bad_inputs", markdown())
     else:
         parser.print_help()

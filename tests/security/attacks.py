@@ -1,13 +1,18 @@
 """Every attack the security suite tries: what the library does, what is left unchanged, and
-the tests that prove it. ``python -m tests.security.attacks --markdown`` prints the README's
-table; ``test_attacks_table.py`` checks that every test it names exists, so the table can't
-claim what no test proves.
+the tests that prove it. ``python -m tests.security.attacks --markdown`` prints the table of
+docs/security.md (``--write`` writes it there); ``test_attacks_table.py`` checks that every
+test it names exists, so the table can't claim what no test proves.
 """
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+
+from tests.docs.generated import DOCS, write_table
+
+#: The page whose table ``markdown()`` is.
+PAGE = DOCS / "security.md"
 
 
 @dataclass(frozen=True)
@@ -304,6 +309,10 @@ def markdown() -> str:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--markdown", action="store_true", help="print the README's table")
-    if parser.parse_args().markdown:
+    parser.add_argument("--markdown", action="store_true", help="print the docs' table")
+    parser.add_argument("--write", action="store_true", help="and write it into " + str(PAGE))
+    arguments = parser.parse_args()
+    if arguments.markdown:
         print(markdown())
+        if arguments.write:
+            write_table(PAGE, "tests.security.attacks", markdown())
