@@ -2,9 +2,10 @@
 or a person.
 
 Exit codes: 0 healthy; 1 degraded (delivery lags, rows failed, the last billflow_sync run
-failed) or bad options; 2 broken (Stripe refuses the key, Stripe unreachable past
-``STATUS_UNREACHABLE_AFTER``, meters missing, the database can't be read). The figures and
-the verdict come from :mod:`billflow_usage.services.health`, as the admin index's summary does.
+failed); 2 broken (Stripe refuses the key, Stripe unreachable past
+``STATUS_UNREACHABLE_AFTER``, meters missing, the database can't be read), and, as for every
+command, options argparse refuses. The figures and the verdict come from
+:mod:`billflow_usage.services.health`, as the admin index's summary does.
 """
 
 from __future__ import annotations
