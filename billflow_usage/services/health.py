@@ -97,8 +97,8 @@ class Figures:
     pending: list[Pending]
     failed_by_code: dict[str, int]
     last_delivery: datetime | None
-    #: Seat links whose last push was refused for our credentials.
-    refused_links: int
+    #: The credential codes seat links wait on (their last push was refused for our key).
+    refused_link_codes: list[str]
     last_sync: LastSync | None
 
     @property
@@ -132,10 +132,8 @@ class Figures:
     @property
     def credential_code(self) -> str:
         """A credential code rows or seat pushes wait on ("" when the key works)."""
-        codes = sorted({g.code for g in self.pending if g.code in CREDENTIAL_CODES})
-        if codes:
-            return codes[0]
-        return sorted(CREDENTIAL_CODES)[0] if self.refused_links else ""
+        codes = {g.code for g in self.pending if g.code in CREDENTIAL_CODES}
+        return min(codes | set(self.refused_link_codes), default="")
 
     @property
     def stalled_for(self) -> float | None:
@@ -206,9 +204,12 @@ def read_figures(*, now: datetime | None = None) -> Figures:
         pending=_pending(),
         failed_by_code=_failed_by_code(),
         last_delivery=_last_delivery(),
-        refused_links=SubscriptionItemLink.objects.filter(
-            active=True, last_error_code__in=CREDENTIAL_CODES
-        ).count(),
+        refused_link_codes=sorted(
+            SubscriptionItemLink.objects.filter(active=True, last_error_code__in=CREDENTIAL_CODES)
+            .order_by()
+            .values_list("last_error_code", flat=True)
+            .distinct()
+        ),
         last_sync=_last_sync(),
     )
 

@@ -97,7 +97,9 @@ def test_rows_waiting_on_refused_credentials_break_it(code: str) -> None:
 
 def test_a_seat_push_refused_for_credentials_breaks_it() -> None:
     SubscriptionItemLinkFactory(metric=LicensedMetricFactory(), last_error_code="permission_denied")
-    assert codes() == {"credentials": State.BROKEN}
+    health = check_health(LIMITS)
+    assert health.figures.credential_code == "permission_denied"
+    assert [(p.code, p.state) for p in health.problems] == [("credentials", State.BROKEN)]
 
 
 def test_stripe_unreachable_past_the_limit_breaks_it() -> None:

@@ -109,7 +109,8 @@ class ThrottledRequestsClient(stripe.RequestsClient):
             status = str(answer[1])
             return answer
         finally:
-            recorder.stripe_request(endpoint_of(url), method.upper(), status)
+            if recorder.enabled():
+                recorder.stripe_request(endpoint_of(url), method.upper(), status)
 
 
 def list_subscriptions(
