@@ -201,3 +201,16 @@ def test_without_the_extra_the_view_says_what_to_install(
     response = views.metrics(rf.get("/metrics/billflow/"))
     assert response.status_code == 501
     assert b"pip install 'billflow-usage[metrics]'" in response.content
+
+
+def test_recorded_rows_are_counted_under_the_metrics_current_key(
+    configure: Configure, api_calls: Metric, customer: str
+) -> None:
+    record(customer, 1)  # the key is read once
+    api_calls.key = "requests"
+    api_calls.save()
+    counted = Counted(
+        ("billflow_usage_events_recorded_total", {"metric": "requests", "status": "pending"})
+    )
+    billflow_usage.record_usage_bulk([billflow_usage.Usage("requests", customer, 1)])
+    assert counted.added() == [1]
