@@ -92,3 +92,9 @@ IDLE_SLEEP = Bounded("a number of seconds", 0.01, 3600)
 SETTLING_WINDOW = Bounded("a number of seconds", 0, STRIPE_HISTORY.total_seconds())
 #: Stripe requests per second during billflow_sync (``--rate-limit``, ``SYNC_RATE_LIMIT``).
 RATE_LIMIT = Bounded("a number of requests per second", 0.1, 1000, off="no limit")
+#: billflow_status: seconds the oldest pending row may wait (``--max-lag``,
+#: ``STATUS_MAX_LAG``), and seconds of failing with nothing delivered before Stripe counts as
+#: unreachable (``--unreachable-after``, ``STATUS_UNREACHABLE_AFTER``): up to Stripe's 35 days.
+STATUS_SECONDS = Bounded("a number of seconds", 1, STRIPE_HISTORY.total_seconds())
+#: billflow_status: failed rows tolerated (``--max-failed``, ``STATUS_MAX_FAILED``).
+STATUS_MAX_FAILED = Bounded("a whole number of failed rows", 0, 1_000_000_000, whole=True)

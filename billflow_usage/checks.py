@@ -105,6 +105,9 @@ VALUE_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         _positive_number,
         "a number of seconds greater than 0 (Stripe's libraries use 300)",
     ),
+    "STATUS_MAX_LAG": (bounds.STATUS_SECONDS.accepts, bounds.STATUS_SECONDS.expected),
+    "STATUS_MAX_FAILED": (bounds.STATUS_MAX_FAILED.accepts, bounds.STATUS_MAX_FAILED.expected),
+    "STATUS_UNREACHABLE_AFTER": (bounds.STATUS_SECONDS.accepts, bounds.STATUS_SECONDS.expected),
 }
 
 

@@ -67,6 +67,14 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a meter error webhook request's signature stays valid (Stripe's libraries use
     # 300): older requests are refused as replays, before any database or Stripe work.
     "METER_WEBHOOK_TOLERANCE": 300,
+    # billflow_status and the admin's summary: seconds the oldest pending row may wait before
+    # delivery counts as lagging (degraded, exit 1).
+    "STATUS_MAX_LAG": 900,
+    # billflow_status: failed rows tolerated before the ledger counts as degraded (exit 1).
+    "STATUS_MAX_FAILED": 0,
+    # billflow_status: seconds pending rows may keep failing with nothing delivered before
+    # Stripe counts as unreachable (broken, exit 2).
+    "STATUS_UNREACHABLE_AFTER": 1800,
 }
 
 

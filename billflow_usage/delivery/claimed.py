@@ -22,6 +22,7 @@ CLAIMED_FIELDS = (
     "attempts",
     "group_id",
     "claimed_until",
+    "created_at",
 )
 
 
@@ -39,6 +40,8 @@ class ClaimedEvent:
     group_id: int | None
     #: Set when an earlier claim held the row (its worker died, or stalled past its lease).
     claimed_until: datetime | None
+    #: When the row was recorded (delivery latency is measured from it).
+    created_at: datetime
 
     @property
     def maybe_in_stripe(self) -> bool:

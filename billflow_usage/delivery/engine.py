@@ -15,6 +15,7 @@ from billflow_usage.backends.base import BaseBackend
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery import claim, marking, sending
 from billflow_usage.delivery.claimed import Outcomes
+from billflow_usage.delivery.observed import observe_events
 from billflow_usage.delivery.recovery import outage_watch
 from billflow_usage.delivery.seats import push_due_seats
 from billflow_usage.delivery.stats import DeliveryStats
@@ -139,6 +140,7 @@ def _deliver_events(
         refused_batches=refused_before + 1,
     )
     outage_watch.observe(backend, [result for _, result in sent], using=using, now=timezone.now())
+    observe_events(held, [*decided, *sent], marked, now=timezone.now())
     stats.delivered = len(marked.delivered)
     stats.retried = len(marked.retried)
     stats.failed = len(marked.failed)

@@ -36,6 +36,7 @@ from django.utils import timezone
 from billflow_usage.backends.base import BaseBackend, Outcome, QuantityPush, Result
 from billflow_usage.conf import billflow_settings
 from billflow_usage.delivery.claim import lock_skipping, serialise_claims
+from billflow_usage.delivery.observed import observe_seat, seat_outcome
 from billflow_usage.delivery.retry import backoff
 from billflow_usage.delivery.stats import DeliveryStats
 from billflow_usage.models import Metric, SubscriptionItemLink
@@ -96,14 +97,9 @@ def push_due_seats(
             continue
         result = _push(backend, item.push)
         mark_link(item, result, using=using)
-        if result.outcome == Outcome.DELIVERED:
-            stats.seats_pushed += 1
-        elif result.rejects_credentials:
-            stats.seats_refused += 1
-        elif result.outcome == Outcome.RETRY:
-            stats.seats_retried += 1
-        else:
-            stats.seats_failed += 1
+        outcome = seat_outcome(result)
+        stats.count_seat(outcome)
+        observe_seat(outcome)
     return stats
 
 

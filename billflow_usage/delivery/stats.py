@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
 
 
 @dataclass
@@ -31,6 +32,19 @@ class DeliveryStats:
         for field in fields(self):
             setattr(self, field.name, getattr(self, field.name) + getattr(other, field.name))
         return self
+
+    #: A seat push's outcome (:func:`~billflow_usage.delivery.observed.seat_outcome`) ->
+    #: the field counting it.
+    SEAT_FIELDS: ClassVar[dict[str, str]] = {
+        "pushed": "seats_pushed",
+        "retry": "seats_retried",
+        "failed": "seats_failed",
+        "refused": "seats_refused",
+    }
+
+    def count_seat(self, outcome: str) -> None:
+        name = self.SEAT_FIELDS[outcome]
+        setattr(self, name, getattr(self, name) + 1)
 
     @property
     def idle(self) -> bool:

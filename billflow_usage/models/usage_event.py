@@ -177,6 +177,12 @@ class UsageEvent(models.Model):
             models.Index(
                 fields=["source_content_type", "source_object_id"], name="bfu_event_source_idx"
             ),
+            # billflow_status and the metrics: failed rows by code, without a ledger scan.
+            models.Index(
+                fields=["last_error_code"],
+                condition=Q(status="failed"),
+                name="bfu_event_failed_idx",
+            ),
         ]
 
     def __str__(self) -> str:

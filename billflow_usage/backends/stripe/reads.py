@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -24,6 +24,8 @@ from billflow_usage.backends.base import (
     UsageQuery,
     UsageTotal,
 )
+from billflow_usage.backends.stripe.endpoints import endpoint_of
+from billflow_usage.observability import recorder
 
 PAGE = 100
 #: The shortest timeout a request gets, however close its deadline (seconds).
@@ -57,8 +59,9 @@ class RateLimiter:
 
 
 class ThrottledRequestsClient(stripe.RequestsClient):
-    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`
-    and, inside :meth:`until`, a timeout capped by the time left before a deadline."""
+    """stripe-python's requests transport, with every request passing a :class:`RateLimiter`,
+    counted in the metrics (:mod:`billflow_usage.observability.recorder`) and, inside
+    :meth:`until`, a timeout capped by the time left before a deadline."""
 
     def __init__(self, limiter: RateLimiter, **kwargs: Any) -> None:
         self._deadlines = threading.local()
@@ -88,13 +91,26 @@ class ThrottledRequestsClient(stripe.RequestsClient):
         finally:
             self._deadlines.at = previous
 
-    def request_with_retries(self, *args: Any, **kwargs: Any) -> Any:
-        self.limiter.wait()
-        return super().request_with_retries(*args, **kwargs)
+    def request_with_retries(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        return self._counted(super().request_with_retries, method, url, *args, **kwargs)
 
-    def request_stream_with_retries(self, *args: Any, **kwargs: Any) -> Any:
+    def request_stream_with_retries(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        return self._counted(super().request_stream_with_retries, method, url, *args, **kwargs)
+
+    def _counted(
+        self, send: Callable[..., Any], method: str, url: str, *args: Any, **kwargs: Any
+    ) -> Any:
+        """Send through the rate limiter, counting the request in the metrics by endpoint
+        and HTTP status (``error``: no answer came)."""
         self.limiter.wait()
-        return super().request_stream_with_retries(*args, **kwargs)
+        status = "error"
+        try:
+            answer = send(method, url, *args, **kwargs)
+            status = str(answer[1])
+            return answer
+        finally:
+            if recorder.enabled():
+                recorder.stripe_request(endpoint_of(url), method.upper(), status)
 
 
 def list_subscriptions(
