@@ -8,7 +8,7 @@ DJANGO ?=
 PYTEST_ARGS ?=
 AUDIT_ARGS ?=
 
-.PHONY: install demo serve test test-all lint audit bench clean
+.PHONY: install demo serve test test-all lint audit bench dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,9 +65,15 @@ docs: install
 quickstart: install
 	$(BIN)/python .ci/quickstart.py
 
+# The sdist (what MANIFEST.in lists) and the wheel built from it, in dist/ (setuptools, in an
+# isolated build environment: pip fetches setuptools the first time).
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* .nox example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .nox dist build *.egg-info example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache
