@@ -180,7 +180,6 @@ def _prices(
 def _without_price(report: SetupReport, metric: Metric, *, legacy: bool) -> None:
     """A metric with no price: what the system check says, or (a metered metric on a meter)
     a note on how its items are found instead."""
-    lacks = declared_lacks(metric, legacy=legacy)
     if metric.is_metered and not legacy:
         report.add(
             "prices",
@@ -189,7 +188,7 @@ def _without_price(report: SetupReport, metric: Metric, *, legacy: bool) -> None
             "No price stored: its subscription items are found by a metered price on its meter.",
         )
         return
-    for lack in lacks:
+    for lack in declared_lacks(metric, legacy=legacy):
         report.add("prices", metric.key, State.MISSING, lack.message, lack.fix)
 
 
@@ -203,7 +202,8 @@ def _links(report: SetupReport, metrics: list[Metric], sync: Report) -> None:
             report.add("links", change.metric, State.DONE, f"{what}.")
         else:
             report.add("links", change.metric, State.MISSING, f"{what} (not stored yet).", SETUP)
-            pending[change.metric] += change.action in ("created", "attached")
+            if change.action in ("created", "attached"):
+                pending[change.metric] += 1
     linked = Counter(
         SubscriptionItemLink.objects.filter(active=True, metric__in=metrics)
         .exclude(stripe_subscription_item_id="")
