@@ -8,7 +8,7 @@ DJANGO ?=
 PYTEST_ARGS ?=
 AUDIT_ARGS ?=
 
-.PHONY: install demo serve test test-all lint audit bench clean
+.PHONY: install demo serve test test-all lint audit bench dist clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,16 @@ demo: install
 	cd example_project && ../$(BIN)/python manage.py demo
 
 # After `make demo`: the example's admin at http://127.0.0.1:8000/admin/ until Ctrl-C, with the
-# demo's fake Stripe served again from its saved objects and a worker pushing seat changes.
+# demo's fake Stripe served again from its saved objects (on 12111, or a free port when that
+# one is busy: saas/ports.py) and a worker pushing seat changes.
 serve: install
 	@test -f example_project/fake_stripe_state.json || \
 	  { echo "No saved fake Stripe yet: run 'make demo' first."; exit 1; }
 	cd example_project && { \
-	  ../$(BIN)/python -m billflow_usage.testing.fake_stripe --state fake_stripe_state.json & \
+	  port=$$(../$(BIN)/python -m saas.ports 12111); \
+	  export FAKE_STRIPE_URL=http://127.0.0.1:$$port; \
+	  ../$(BIN)/python -m billflow_usage.testing.fake_stripe --port $$port \
+	    --state fake_stripe_state.json & \
 	  stripe=$$!; \
 	  ../$(BIN)/python manage.py billflow_worker & \
 	  worker=$$!; \
@@ -65,9 +69,15 @@ docs: install
 quickstart: install
 	$(BIN)/python .ci/quickstart.py
 
+# The sdist (what MANIFEST.in lists) and the wheel built from it, in dist/ (setuptools, in an
+# isolated build environment: pip fetches setuptools the first time).
+dist: install
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .venv-* .nox example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-* .nox dist build *.egg-info example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache

@@ -237,23 +237,10 @@ print(json.dumps({
 """
 
 
-def settled_sync(project: Project) -> dict[str, int]:
-    """A dry ``billflow_sync``'s summary, once Stripe's summaries can count the usage.
-
-    Stripe's meter summaries count whole minutes, so a subscription made in this minute has no
-    comparable period yet and its pairs are skipped, even with ``--settling-window 0`` (a
-    reader who gets to step 9 a minute later never sees it; CI does). Then wait for the next
-    minute, once, and say so."""
+def dry_sync(project: Project) -> dict[str, int]:
+    """A dry ``billflow_sync``'s summary, comparing usage sent seconds ago."""
     command = ("billflow_sync", "--dry-run", "--settling-window", "0", "--json")
-    report = json.loads(project.manage(*command))
-    if report["summary"]["metered_skipped"] and any(
-        "settling window" in (entry.get("detail") or "") for entry in report["metered"]
-    ):
-        wait = 62 - time.time() % 60
-        print(f"    skipped within the subscription's first minute: again in {wait:.0f} s")
-        time.sleep(wait)
-        report = json.loads(project.manage(*command))
-    summary: dict[str, int] = report["summary"]
+    summary: dict[str, int] = json.loads(project.manage(*command))["summary"]
     return summary
 
 
@@ -269,7 +256,7 @@ def check_billed(project: Project) -> str:
         raise Failed(f"the ledger holds no delivered usage: {ledger}")
     if stripe != ledger["totals"]:
         raise Failed(f"Stripe holds {stripe}, the ledger {ledger['totals']}")
-    summary = settled_sync(project)
+    summary = dry_sync(project)
     checked, in_sync = summary["metered_checked"], summary["metered_in_sync"]
     if checked < len(stripe) or in_sync != checked or summary["drift_remaining"]:
         raise Failed(f"billflow_sync does not find the usage in sync: {summary}")

@@ -12,6 +12,7 @@ class BillflowUsageConfig(AppConfig):
         from billflow_usage import checks  # noqa: F401  (registers the system checks)
         from billflow_usage.installation import create_installation
         from billflow_usage.observability.receivers import connect as connect_metrics
+        from billflow_usage.services.setup import checks as setup_checks  # noqa: F401
         from billflow_usage.tracking import checks as tracking_checks  # noqa: F401
         from billflow_usage.tracking.discovery import discover
         from billflow_usage.webhooks import connect_djstripe

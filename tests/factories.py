@@ -24,6 +24,10 @@ class LicensedMetricFactory(MetricFactory):
     kind = Metric.Kind.LICENSED
     stripe_price_id = factory.Sequence(lambda n: f"price_seats{n}")
 
+    class Params:
+        #: Declared without its Stripe price (``billflow_usage.W301``).
+        without_price = factory.Trait(stripe_price_id="")
+
 
 class WorkspaceFactory(factory.django.DjangoModelFactory):
     class Meta:

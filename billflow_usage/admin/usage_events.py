@@ -29,18 +29,33 @@ from billflow_usage.models.usage_event import UsageEventQuerySet
 from billflow_usage.services.cancelling import cancel_events
 from billflow_usage.services.retrying import retry_failed
 
+#: Characters of an identifier and of an error the list shows (the title holds the whole).
+IDENTIFIER_SHOWN = 20
+ERROR_SHOWN = 60
+
+
+def shortened(text: str, limit: int, *, keep_end: int = 0) -> str:
+    """``text`` cut to ``limit`` characters with an ellipsis, keeping its last ``keep_end``
+    (an identifier's end tells rows apart as well as its start)."""
+    if len(text) <= limit:
+        return text
+    head = limit - 1 - keep_end
+    return text[:head] + "\u2026" + (text[-keep_end:] if keep_end else "")
+
 
 @admin.register(UsageEvent)
 class UsageEventAdmin(ModelAdmin[UsageEvent]):
+    # As an operator reads a row: when, who, what, how much, and whether it reached Stripe;
+    # the 64-character identifier last and shortened (whole on the row's own page).
     list_display = [
-        "identifier",
-        "customer_link",
-        "metric",
-        "value",
         "occurred_at",
+        "customer_link",
+        "metric_key",
+        "value",
         "status",
         "attempts",
-        "last_error_code",
+        "error",
+        "short_identifier",
         "sent_at",
         "source_link",
     ]
@@ -115,6 +130,22 @@ class UsageEventAdmin(ModelAdmin[UsageEvent]):
         return format_html(
             '<a href="{}" title="Usage this billing period">{}</a>', url, event.customer_id
         )
+
+    @admin.display(description="Metric", ordering="metric__key")
+    def metric_key(self, event: UsageEvent) -> str:
+        return event.metric_key or "-"
+
+    @admin.display(description="Error", ordering="last_error_code")
+    def error(self, event: UsageEvent) -> str:
+        if not event.last_error_code:
+            return "-"
+        text = f"{event.last_error_code}: {event.last_error_message}".rstrip(": ")
+        return format_html('<span title="{}">{}</span>', text, shortened(text, ERROR_SHOWN))
+
+    @admin.display(description="Identifier", ordering="identifier")
+    def short_identifier(self, event: UsageEvent) -> str:
+        shown = shortened(event.identifier, IDENTIFIER_SHOWN, keep_end=6)
+        return format_html('<span title="{}">{}</span>', event.identifier, shown)
 
     @admin.display(description="Source")
     def source_link(self, event: UsageEvent) -> str:

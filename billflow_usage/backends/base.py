@@ -113,6 +113,18 @@ class RemoteMeter:
 
 
 @dataclass(frozen=True)
+class RemotePrice:
+    """A price as the sink reports it (``billflow_setup`` checks each metric's)."""
+
+    id: str
+    #: ``licensed`` or ``metered`` ("" for one-time prices).
+    usage_type: str = ""
+    #: The meter of a metered price (``recurring.meter``), else "".
+    meter_id: str = ""
+    active: bool = True
+
+
+@dataclass(frozen=True)
 class UsageQuery:
     """A customer's aggregated usage on one meter over ``[start, end)`` (minute-aligned)."""
 
@@ -288,6 +300,10 @@ class BaseBackend(abc.ABC):
     def create_meter(self, *, event_name: str, formula: str, display_name: str) -> RemoteMeter:
         """Create a billing meter for ``event_name`` aggregating with ``formula``."""
         raise self._unsupported("create meters")
+
+    def retrieve_price(self, price_id: str) -> RemotePrice | None:
+        """The price ``price_id``, or None when the sink has no such price."""
+        raise self._unsupported("read prices")
 
     def usage_total(self, query: UsageQuery) -> UsageTotal:
         """A customer's usage on a meter over a minute-aligned period, as the sink bills it."""

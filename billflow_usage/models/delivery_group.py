@@ -39,4 +39,4 @@ class DeliveryGroup(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.identifier}: {self.value} x {self.metric_id} for {self.customer_id}"
+        return f"{self.identifier}: {self.value} x {self.metric.key} for {self.customer_id}"

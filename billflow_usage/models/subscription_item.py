@@ -88,7 +88,7 @@ class SubscriptionItemLink(models.Model):
 
     def __str__(self) -> str:
         item = self.stripe_subscription_item_id or "no item yet"
-        return f"{self.customer_id} / {self.metric_id} ({item})"
+        return f"{self.customer_id} / {self.metric.key} ({item})"
 
     def change_quantity(self, quantity: int) -> bool:
         """Set a new desired quantity (not saved); returns False when nothing changed.

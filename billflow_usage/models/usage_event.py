@@ -186,7 +186,7 @@ class UsageEvent(models.Model):
         ]
 
     def __str__(self) -> str:
-        metric = "no metric" if self.metric_id is None else self.metric_id
+        metric = self.metric_key or "no metric"
         return f"{self.identifier}: {self.value} x {metric} for {self.customer_id}"
 
     @property

@@ -127,6 +127,16 @@ def minute_floor(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
+def settled_until(now: datetime, settling: float) -> datetime:
+    """Where the comparable usage ends: ``settling`` seconds ago, on the minute before it
+    (Stripe's summaries count whole minutes). With no settling window the minute in progress
+    counts too, so usage sent seconds ago (of a subscription made seconds ago) is compared."""
+    if settling <= 0:
+        floor = minute_floor(now)
+        return floor if floor == now else floor + timedelta(minutes=1)
+    return minute_floor(now - timedelta(seconds=settling))
+
+
 def plan_pairs(
     metrics: list[Metric],
     meter_ids: Mapping[int, str],
@@ -143,7 +153,7 @@ def plan_pairs(
     """The pairs to compare: every (customer, metric) with a live item, plus with ``since``
     every customer with usage of the metric. Pairs that can't be compared are reported as
     ``skipped``: all of them with ``legacy`` usage records, which no meter summary counts."""
-    horizon = minute_floor(now - timedelta(seconds=settling))
+    horizon = settled_until(now, settling)
     pairs: list[Pair] = []
     for metric in metrics:
         if not metric.is_metered:
@@ -263,16 +273,19 @@ def _plan_pair(
     """The pair to compare, or the skipped entry saying why it can't be compared."""
     period_start, period_end = period
     start = since or period_start
-    end = min(until or period_end or now, now)
+    limit = until or period_end
     if legacy:
-        return _skipped(customer, metric, start, end, LEGACY_SKIPPED)
+        return _skipped(customer, metric, start, min(limit or now, now), LEGACY_SKIPPED)
     if not meter_id:
-        return _skipped(customer, metric, start, end, NO_METER_SKIPPED)
+        return _skipped(customer, metric, start, min(limit or now, now), NO_METER_SKIPPED)
     if start is None:
         return _skipped(customer, metric, None, None, NO_PERIOD_SKIPPED)
-    start, end = minute_floor(start), min(minute_floor(end), horizon)
+    start = minute_floor(start)
+    end = horizon if limit is None else min(minute_floor(limit), horizon)
     if end <= start:
-        return _skipped(customer, metric, start, end, SETTLING_SKIPPED)
+        # Reported as the period asked about, never as the empty span before the horizon.
+        shown = None if limit is None else minute_floor(limit)
+        return _skipped(customer, metric, start, shown, SETTLING_SKIPPED)
     open_period = (
         period_start is not None
         and period_end is not None

@@ -55,6 +55,10 @@ class SyncOptions:
     settling_window: float | None = None
     #: Requests per second; defaults to ``BILLFLOW_USAGE["SYNC_RATE_LIMIT"]``.
     rate_limit: float | None = None
+    #: Deliver pending usage before comparing (``billflow_setup`` only looks).
+    deliver: bool = True
+    #: Store the run as a ``SyncReport`` (``billflow_setup --check`` writes nothing).
+    keep: bool = True
 
     @property
     def mode(self) -> str:
@@ -88,10 +92,10 @@ def run_sync(
         else options.settling_window
     )
     report = Report(mode=options.mode, started_at=now, options=options.as_dict(settling))
-    row = SyncReport.objects.create(
-        started_at=now, mode=options.mode, options=report.as_json()["options"]
-    )
-    report.report_id = row.pk
+    row = SyncReport(started_at=now, mode=options.mode, options=report.as_json()["options"])
+    if options.keep:
+        row.save()
+        report.report_id = row.pk
     own = backend is None
     rate = billflow_settings.SYNC_RATE_LIMIT if options.rate_limit is None else options.rate_limit
     sink = backend or get_backend(rate_limit=float(rate) or None)
@@ -167,7 +171,7 @@ def _run(
     if options.apply and write:
         seats.recount(seat_counts, report)
 
-    if write:
+    if write and options.deliver:
         step("deliver", 0, 1)
         report.delivery = _deliver(metrics, options.customers, backend).as_dict()
 
@@ -301,7 +305,8 @@ def _finish(row: SyncReport, report: Report, backend: BaseBackend) -> None:
     row.report = document
     row.changes = changes
     row.drift_remaining = report.drift_remaining
-    row.save()
+    if row.pk is not None:
+        row.save()
 
 
 def _stepper(progress: ProgressCallback | None) -> ProgressCallback:

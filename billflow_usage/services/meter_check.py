@@ -43,19 +43,19 @@ def check_meter(metric: Metric, meters: Sequence[RemoteMeter]) -> MeterCheck:
             return MeterCheck(
                 False,
                 f"No meter ID stored; Stripe's active meter {found[0].id} counts "
-                f"'{event_name}' events: run manage.py billflow_sync to store it.",
+                f"'{event_name}' events: run manage.py billflow_setup to store it.",
             )
         return MeterCheck(
             False,
             f"No meter in Stripe counts '{event_name}' events: create one with "
-            "manage.py billflow_sync --create-meters.",
+            "manage.py billflow_setup.",
         )
     meter = next((m for m in meters if m.id == metric.stripe_meter_id), None)
     if meter is None:
         return MeterCheck(
             False,
             f"Stripe has no meter {metric.stripe_meter_id}: fix the meter ID, or clear it and "
-            "run manage.py billflow_sync to find the meter by event name.",
+            "run manage.py billflow_setup to find the meter by event name.",
         )
     problems = []
     if meter.status != "active":

@@ -1,4 +1,5 @@
-"""The example's main job: set up billing in Stripe, simulate a day of use, deliver, compare."""
+"""The example's main job: set up billing in Stripe, simulate two weeks of use, deliver,
+compare."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import stripe
 from django.conf import settings
@@ -18,6 +19,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import F, Sum
+from django.test import override_settings
 from django.utils import timezone
 from djstripe.models import Customer
 
@@ -28,12 +30,17 @@ from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
 from billflow_usage.reconcile import SyncOptions, run_sync
 from billflow_usage.testing.fake_stripe import FakeStripe
 from saas.models import ApiCall, Member, Workspace
+from saas.ports import pick
 from saas.stripe_catalog import Catalog, create_catalog, subscribe
 
 WORKSPACES = [("Acme", "acme.test"), ("Globex", "globex.test"), ("Initech", "initech.test")]
 ENDPOINTS = ["/v1/search", "/v1/export", "/v1/report"]
 ADMIN_USERNAME = "admin"
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
+#: How far back the simulated API calls go, so the admin's daily chart has a curve. Only with
+#: the embedded fake, whose subscriptions can start in the past (their billing period must
+#: hold the usage); a real test account's usage all lands today.
+HISTORY = timedelta(days=14)
 
 
 @contextmanager
@@ -43,16 +50,23 @@ def stripe_connection() -> Iterator[FakeStripe | None]:
         yield None
         return
     address = urlsplit(settings.EMBEDDED_FAKE_STRIPE)
-    fake = FakeStripe(host=address.hostname or "127.0.0.1", port=address.port or 12111)
+    host = address.hostname or "127.0.0.1"
+    fake = FakeStripe(host=host, port=pick(address.port or 12111, host))
     try:
         fake.start()
     except OSError as exc:
         raise CommandError(
-            f"Cannot start the embedded fake Stripe at {settings.EMBEDDED_FAKE_STRIPE} ({exc}). "
-            "Stop what uses that port (`make serve`?) or set FAKE_STRIPE_URL to another address."
+            f"Cannot start the embedded fake Stripe on {host}:{fake.port} ({exc}). "
+            "Set FAKE_STRIPE_URL to another address."
         ) from exc
+    url = urlunsplit((address.scheme or "http", f"{host}:{fake.port}", "", "", ""))
     try:
-        yield fake
+        # Where the fake got its port, the whole run (backend, sync) is pointed at it.
+        with override_settings(
+            BILLFLOW_USAGE={**settings.BILLFLOW_USAGE, "STRIPE_API_BASE": url},
+            EMBEDDED_FAKE_STRIPE=url,
+        ):
+            yield fake
     finally:
         fake.stop()
 
@@ -91,19 +105,32 @@ def reset() -> None:
     Workspace.objects.all().delete()
 
 
-def seed(client: stripe.StripeClient) -> tuple[Catalog, list[Workspace]]:
+def seed(
+    client: stripe.StripeClient, *, started: datetime, fake: FakeStripe | None
+) -> tuple[Catalog, list[Workspace]]:
+    """The catalogue and the subscribed workspaces; with the fake, the subscriptions start at
+    ``started`` (its clock is set back while they are made)."""
     catalog = create_catalog(client)
     workspaces = []
-    for name, domain in WORKSPACES:
-        workspace = Workspace.objects.create(name=name, email=f"billing@{domain}")
-        subscribe(client, workspace, catalog)
-        workspaces.append(workspace)
+    if fake is not None:
+        fake.clock.set(started.timestamp())
+    try:
+        for name, domain in WORKSPACES:
+            workspace = Workspace.objects.create(name=name, email=f"billing@{domain}")
+            subscribe(client, workspace, catalog)
+            workspaces.append(workspace)
+    finally:
+        if fake is not None:
+            fake.clock.reset()
     return catalog, workspaces
 
 
-def simulate_traffic(workspaces: list[Workspace], *, seed: int = 7) -> None:
-    """Members join and leave and API calls are served; the trackers in saas/usage.py record
-    every one of them as usage, in the same transaction as the save."""
+def simulate_traffic(
+    workspaces: list[Workspace], *, history: timedelta, now: datetime, seed: int = 7
+) -> None:
+    """Members join and leave and API calls are served over ``history`` (up to ``now``); the
+    trackers in saas/usage.py record every one of them as usage, in the same transaction as
+    the save, at the call's own time."""
     rng = random.Random(seed)
     for workspace in workspaces:
         domain = workspace.email.split("@")[1]
@@ -114,8 +141,22 @@ def simulate_traffic(workspaces: list[Workspace], *, seed: int = 7) -> None:
             ]
             members[0].active = False
             members[0].save()
-        for _ in range(rng.randint(10, 60)):
-            ApiCall.objects.create(workspace=workspace, endpoint=rng.choice(ENDPOINTS))
+        for _ in range(rng.randint(40, 160)):
+            ApiCall.objects.create(
+                workspace=workspace,
+                endpoint=rng.choice(ENDPOINTS),
+                created_at=now - history * _age(rng),
+            )
+
+
+def _age(rng: random.Random) -> float:
+    """How far back a call is, as a share of the history: traffic grows towards today, with
+    two quieter days a week, so the daily chart is a curve rather than a single point."""
+    while True:
+        age = 1 - rng.random() ** 0.5  # denser near 0 (today)
+        day = int(age * 14)
+        if day % 7 not in (5, 6) or rng.random() < 0.4:
+            return age
 
 
 def report(client: stripe.StripeClient, catalog: Catalog, since: datetime) -> list[Comparison]:
@@ -202,12 +243,18 @@ def run(write: Callable[[str], None]) -> None:
         backend = StripeBackend()
         client = backend.client
         reset()
-        since = timezone.now() - timedelta(minutes=1)
-        catalog, workspaces = seed(client)
+        now = timezone.now()
+        history = HISTORY if fake is not None else timedelta(0)
+        since = now - history - timedelta(days=1)
+        catalog, workspaces = seed(client, started=since, fake=fake)
         write(f"Created a meter, two prices and {len(workspaces)} subscribed customers.")
-        simulate_traffic(workspaces)
+        simulate_traffic(workspaces, history=history, now=now)
         recorded = UsageEvent.objects.count()
-        write(f"Recorded {recorded} usage events and {len(workspaces)} seat counts in the ledger.")
+        days = UsageEvent.objects.dates("occurred_at", "day").count()
+        write(
+            f"Recorded {recorded} usage events over {days} day(s) and {len(workspaces)} seat "
+            "counts in the ledger."
+        )
         if fake is not None:
             make_stripe_unreliable(fake)
             write("The fake Stripe now fails 20% of writes (5xx, 429, answers lost after storing).")

@@ -1,6 +1,7 @@
 """The example SaaS: workspaces pay per member (seats) and per API call (metered)."""
 
 from django.db import models
+from django.utils import timezone
 
 
 class Workspace(models.Model):
@@ -29,7 +30,8 @@ class ApiCall(models.Model):
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="api_calls")
     endpoint = models.CharField(max_length=200)
-    created_at = models.DateTimeField(auto_now_add=True)
+    #: When the call was served: what its usage is stamped with (the demo backdates calls).
+    created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
         return f"{self.endpoint} ({self.workspace})"

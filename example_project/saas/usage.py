@@ -9,8 +9,14 @@ def active_members(customer_id: str) -> int:
     return Member.objects.filter(workspace__djstripe_customers__id=customer_id, active=True).count()
 
 
-# Each served API call is one unit of the "api-calls" meter, billed to its workspace.
-billflow_usage.track(ApiCall, metric="api-calls", customer=lambda call: call.workspace)
+# Each served API call is one unit of the "api-calls" meter, billed to its workspace at the
+# time the call was served.
+billflow_usage.track(
+    ApiCall,
+    metric="api-calls",
+    customer=lambda call: call.workspace,
+    timestamp=lambda call: call.created_at,
+)
 
 # Seats: whenever members change, the workspace's quantity is recounted after commit.
 billflow_usage.track_quantity(

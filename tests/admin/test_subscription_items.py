@@ -243,3 +243,13 @@ def test_recount_now_needs_the_change_permission(client, viewer, owned_link):
     )
     owned_link.refresh_from_db()
     assert owned_link.quantity == 3
+
+
+def test_the_title_names_the_metric_by_its_key(client, viewer, link):
+    client.force_login(viewer)
+
+    page = client.get(change_url(link)).text
+
+    title = f"{link.customer_id} / {link.metric.key} ({link.stripe_subscription_item_id})"
+    assert title in page
+    assert f"{link.customer_id} / {link.metric.pk} (" not in page

@@ -1,5 +1,7 @@
 """The ledger in the admin: read-only, searchable, fast, with retry and cancel actions."""
 
+import re
+
 import pytest
 from django.contrib.admin.models import LogEntry
 from django.db import connection
@@ -87,3 +89,62 @@ def test_paginator_estimates_only_unfiltered_large_tables_on_postgresql(on_postg
     assert exact.count == 3  # below the threshold an exact count is cheap
     filtered = EstimatedCountPaginator(UsageEvent.objects.filter(value=1).order_by("pk"), 100)
     assert filtered.count == 3
+
+
+def list_columns(page_text: str) -> list[str]:
+    """The changelist's columns, in order, by the ``column-<name>`` class of their header."""
+    return re.findall(r'<th scope="col" class="[^"]*column-(\w+)', page_text)
+
+
+def test_the_list_reads_as_an_operator_reads_a_row(client, viewer, metric):
+    UsageEventFactory(metric=metric, failed=True, last_error_code="resource_missing")
+    client.force_login(viewer)
+
+    columns = list_columns(client.get(reverse(LIST)).text)
+
+    assert columns[:7] == [
+        "occurred_at",
+        "customer_link",
+        "metric_key",
+        "value",
+        "status",
+        "attempts",
+        "error",
+    ]
+    assert "short_identifier" in columns
+
+
+def test_the_identifier_is_shortened_in_the_list_and_whole_on_its_page(client, viewer, metric):
+    identifier = "bfu_" + "0123456789abcdef" * 3 + "fedcba98765"
+    event = UsageEventFactory(metric=metric, identifier=identifier)
+    client.force_login(viewer)
+
+    listed = client.get(reverse(LIST)).text
+    assert f'<span title="{identifier}">{identifier[:13]}\u2026{identifier[-6:]}</span>' in listed
+    assert f">{identifier}<" not in listed
+    detail = client.get(reverse("admin:billflow_usage_usageevent_change", args=[event.pk])).text
+    assert f">{identifier}<" in detail
+
+
+def test_the_list_and_titles_name_the_metric_by_its_key(client, viewer, metric):
+    event = UsageEventFactory(metric=metric, value=4, customer_id="cus_Keyed")
+    client.force_login(viewer)
+
+    listed = client.get(reverse(LIST)).text
+    assert '<td class="field-metric_key">orders</td>' in listed
+    detail = client.get(reverse("admin:billflow_usage_usageevent_change", args=[event.pk])).text
+    assert f"{event.identifier}: 4 x orders for cus_Keyed" in detail
+    assert f" x {metric.pk} for " not in detail
+
+
+def test_a_long_error_is_shortened_with_the_whole_in_its_title(client, viewer, metric):
+    message = "No such customer: 'cus_Gone'. " * 5
+    UsageEventFactory(
+        metric=metric, failed=True, last_error_code="resource_missing", last_error_message=message
+    )
+    client.force_login(viewer)
+
+    listed = client.get(reverse(LIST)).text
+
+    whole = f"resource_missing: {message}".rstrip(": ")
+    assert f'<span title="{whole.replace(chr(39), "&#x27;")}">resource_missing: No such' in listed

@@ -1,5 +1,5 @@
 """The version is written once, in ``billflow_usage/__init__.py``; the package's metadata
-reads it from there (hatchling's dynamic version), so the two can't drift apart."""
+reads it from there (setuptools' dynamic version), so the two can't drift apart."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 def test_pyproject_reads_the_version_from_the_package() -> None:
     assert "version" not in PYPROJECT["project"]
     assert "version" in PYPROJECT["project"]["dynamic"]
-    source = PYPROJECT["tool"]["hatch"]["version"]["path"]
-    assert (ROOT / source).resolve() == Path(billflow_usage.__file__).resolve()
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {
+        "attr": "billflow_usage.__version__"
+    }
 
 
 def test_the_installed_distribution_has_the_package_s_version() -> None:

@@ -18,6 +18,7 @@ from billflow_usage.backends.base import (
     Outcome,
     QuantityPush,
     RemoteMeter,
+    RemotePrice,
     RemoteSubscription,
     Result,
     UsageQuery,
@@ -191,6 +192,10 @@ class StripeBackend(BaseBackend):
             return reads.create_meter(
                 self.client, event_name=event_name, formula=formula, display_name=display_name
             )
+
+    def retrieve_price(self, price_id: str) -> RemotePrice | None:
+        with credentials_named():
+            return reads.retrieve_price(self.client, price_id)
 
     def usage_total(self, query: UsageQuery) -> UsageTotal:
         with credentials_named():

@@ -20,6 +20,7 @@ import stripe
 from billflow_usage.backends.base import (
     RemoteItem,
     RemoteMeter,
+    RemotePrice,
     RemoteSubscription,
     UsageQuery,
     UsageTotal,
@@ -169,6 +170,17 @@ def _create_meter(
     return parse_meter(meter.to_dict())
 
 
+def retrieve_price(client: stripe.StripeClient, price_id: str) -> RemotePrice | None:
+    """The price, or None when Stripe answers that it has none by that ID."""
+    try:
+        price = client.v1.prices.retrieve(price_id)
+    except stripe.InvalidRequestError as exc:
+        if exc.code == "resource_missing":
+            return None
+        raise
+    return parse_price(price.to_dict())
+
+
 def usage_total(client: stripe.StripeClient, query: UsageQuery) -> UsageTotal:
     """One summaries request for the whole period; more only when Stripe says ``has_more``."""
     params: dict[str, Any] = {
@@ -233,6 +245,19 @@ def parse_item(data: Mapping[str, Any], subscription: Mapping[str, Any]) -> Remo
         quantity=None if quantity is None else int(quantity),
         current_period_start=_moment(start),
         current_period_end=_moment(end),
+    )
+
+
+def parse_price(data: Mapping[str, Any]) -> RemotePrice:
+    recurring = data.get("recurring") or {}
+    meter = recurring.get("meter")
+    if isinstance(meter, Mapping):
+        meter = meter.get("id")
+    return RemotePrice(
+        id=str(data.get("id") or ""),
+        usage_type=str(recurring.get("usage_type") or ""),
+        meter_id=str(meter or ""),
+        active=bool(data.get("active", True)),
     )
 
 
