@@ -65,12 +65,18 @@ def admin(chromium: webdriver.Chrome, example_site: ExampleSite) -> webdriver.Ch
 @pytest.fixture
 def screenshot(
     request: pytest.FixtureRequest, chromium: webdriver.Chrome, example_site: ExampleSite
-) -> Callable[[str], Path]:
-    """Save the whole page as ``artifacts/e2e/<name>-<database>-py<version>.png``."""
+) -> Callable[..., Path]:
+    """Save the page as ``artifacts/e2e/<name>-<database>-py<version>.png``: the whole page,
+    or what the window shows (a long list's first screen)."""
 
-    def save(name: str) -> Path:
+    def save(name: str, *, full_page: bool = True) -> Path:
         python = f"py{sys.version_info.major}.{sys.version_info.minor}"
-        path = save_full_page(chromium, ARTIFACTS / f"{name}-{example_site.vendor}-{python}.png")
+        path = ARTIFACTS / f"{name}-{example_site.vendor}-{python}.png"
+        if full_page:
+            save_full_page(chromium, path)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            chromium.save_screenshot(str(path))
         request.config.stash.setdefault(SCREENSHOTS, []).append(path)
         return path
 
