@@ -7,10 +7,19 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
+import time
+from contextlib import closing
+from pathlib import Path
 
-from tests.e2e.example_site import EXAMPLE, ROOT
+import pytest
+from celery import Celery
+
+from billflow_usage.testing.fake_stripe import FakeStripe
+from tests.broker import BROKER_URL
+from tests.e2e.example_site import EXAMPLE, ROOT, example_environment, manage
 
 PROBE = """
 import json
@@ -85,3 +94,94 @@ def test_the_broker_queue_and_intervals_come_from_the_environment() -> None:
     assert isinstance(schedule, dict)
     assert schedule["billflow-deliver"][2:] == [12.0, {"time_limit": 10.0}]
     assert schedule["billflow-sync"][2] == 600.0
+
+
+SEED = """
+import stripe
+from django.conf import settings
+from saas import demo
+
+url = settings.BILLFLOW_USAGE["STRIPE_API_BASE"]
+client = stripe.StripeClient(
+    settings.STRIPE_TEST_SECRET_KEY, base_addresses={"api": url, "meter_events": url}
+)
+_, workspaces = demo.seed(client)
+demo.simulate_traffic(workspaces)
+"""
+LEDGER = """
+SELECT e.customer_id, SUM(e.value), COUNT(*), SUM(e.status = 'sent'), m.event_name
+FROM billflow_usage_usageevent e JOIN billflow_usage_metric m ON m.id = e.metric_id
+WHERE m.kind = 'metered' GROUP BY e.customer_id, m.event_name
+"""
+SYNC_REPORTS = "SELECT status, drift_remaining FROM billflow_usage_syncreport"
+PATIENCE = 60.0
+
+
+@pytest.mark.slow
+@pytest.mark.wall_clock
+def test_the_example_delivers_and_reconciles_on_its_celery_beat_schedule(
+    broker: Celery, fake_stripe: FakeStripe, tmp_path: Path
+) -> None:
+    """The example with ``BILLFLOW_DELIVERY=celery``: its traffic's commits enqueue delivery,
+    and a Celery worker running its beat schedule (intervals shortened) delivers and
+    reconciles: Stripe's totals equal the ledger's and the sync reports find no drift."""
+    database = tmp_path / "example.sqlite3"
+    queue = broker.conf.task_default_queue
+    env = {
+        **example_environment(f"sqlite:///{database}", tmp_path),
+        "FAKE_STRIPE_URL": fake_stripe.url,
+        "BILLFLOW_DELIVERY": "celery",
+        "CELERY_BROKER_URL": BROKER_URL,
+        "CELERY_QUEUE": queue,
+        "BILLFLOW_DELIVER_EVERY": "1",
+        "BILLFLOW_SYNC_EVERY": "2",
+    }
+    manage(env, "migrate", "--run-syncdb", "--noinput", "--verbosity", "0")
+    manage(env, "shell", "-c", SEED)
+    log = tmp_path / "celery.log"
+    worker_command = [
+        sys.executable, "-m", "celery", "-A", "config", "worker", "--beat",
+        "--schedule", str(tmp_path / "beat-schedule"), "--concurrency", "1",
+        "--hostname", f"{queue}@localhost", "--loglevel", "info",
+        "--without-gossip", "--without-mingle", "--without-heartbeat",
+    ]  # fmt: skip
+    with log.open("wb") as output:
+        worker = subprocess.Popen(
+            worker_command, cwd=EXAMPLE, env=env, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + PATIENCE
+        while not reconciled(database, log.read_text(errors="replace")):
+            assert worker.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"gave up waiting:\n{log.read_text()[-3000:]}"
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=PATIENCE)
+
+    with closing(sqlite3.connect(database)) as db:
+        ledger = db.execute(LEDGER).fetchall()
+        reports = db.execute(SYNC_REPORTS).fetchall()
+    assert ledger, "the traffic recorded no metered usage"
+    for customer, total, rows, sent, event_name in ledger:
+        assert sent == rows
+        assert fake_stripe.meter_event_total(event_name, customer) == total
+    assert reports, "beat ran no billflow_sync"
+    assert set(reports) == {("completed", 0)}
+    output = log.read_text()
+    for entry, task in [("billflow-deliver", "deliver_usage"), ("billflow-sync", "sync_usage")]:
+        assert f"Sending due task {entry} (billflow_usage.tasks.{task})" in output, output
+
+
+def reconciled(database: Path, output: str) -> bool:
+    """Every metered row sent, and a sync run by beat finished after that."""
+    if "billflow_usage.tasks.sync_usage" not in output:
+        return False
+    with closing(sqlite3.connect(database)) as db:
+        unsent = db.execute(
+            "SELECT COUNT(*) FROM billflow_usage_usageevent WHERE status != 'sent'"
+        ).fetchone()[0]
+        finished = db.execute(
+            "SELECT COUNT(*) FROM billflow_usage_syncreport WHERE status = 'completed'"
+        ).fetchone()[0]
+    return unsent == 0 and finished > 0

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +24,12 @@ from django.db import connection
 
 from billflow_usage.models import Metric
 from billflow_usage.testing.fake_stripe import FakeStripe
+from tests.broker import BROKER_URL
 from tests.factories import MetricFactory
 from tests.faults.exactly_once import assert_billed_exactly_once, ledger_rows
 from tests.faults.shared_ledger import LedgerState, SharedLedger, postgres_url
 
 ROOT = Path(__file__).resolve().parents[2]
-BROKER_URL = os.environ.get("BILLFLOW_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 METRICS = ["api_calls", "exports"]
 #: 120 (customer, metric) pairs: a v1 claim never takes a pair another claim holds, so a
 #: batch of 40 leaves pairs for the other two processes to claim at the same time.
@@ -61,29 +60,6 @@ def shared_ledger() -> SharedLedger:
             "locks (SKIP LOCKED); run with DATABASE_URL=postgres://..."
         )
     return SharedLedger(postgres_url(connection.settings_dict))
-
-
-@pytest.fixture
-def broker() -> Iterator[Celery]:
-    """A Celery app on the test's own RabbitMQ queue, to watch the worker; the queue (and its
-    exchange) is deleted afterwards. Not made the current app: this process enqueues nothing.
-    Without a broker the test is skipped, saying why, except under CI (``CI`` set)."""
-    app = Celery("billflow_usage_test_control", broker=BROKER_URL, set_as_current=False)
-    app.conf.task_default_queue = f"bfu-test-{uuid.uuid4().hex[:12]}"
-    try:
-        with app.connection_for_write() as probe:
-            probe.ensure_connection(max_retries=1, timeout=2)
-    except Exception as exc:
-        app.close()
-        reason = f"needs RabbitMQ at {BROKER_URL} (BILLFLOW_TEST_BROKER_URL): {exc}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; .ci/run starts it")  # CI must run this test, not skip it
-        pytest.skip(reason)
-    yield app
-    with app.connection_for_write() as cleanup:
-        cleanup.default_channel.queue_delete(app.conf.task_default_queue)
-        cleanup.default_channel.exchange_delete(app.conf.task_default_queue)
-    app.close()
 
 
 @dataclass
