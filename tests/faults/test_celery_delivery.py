@@ -114,7 +114,8 @@ def wait_for(what: str, ready: Callable[[], object], *watched: Process) -> objec
         for process in watched:
             process.check_running()
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
+            logs = "\n".join(f"{p.popen.args}:\n{p.output()[-2000:]}" for p in watched)
+            raise AssertionError(f"gave up waiting for {what}:\n{logs}")
         time.sleep(0.05)
     return found
 
