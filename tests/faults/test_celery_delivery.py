@@ -1,8 +1,9 @@
 """Celery delivery as users run it: a real Celery worker (two pool processes) on RabbitMQ,
 ``deliver_usage`` tasks enqueued by real commits of another process, and a ``billflow_worker``
 draining the same PostgreSQL ledger beside it. One Celery pool process is killed with SIGKILL
-while it delivers; its claims expire (the three-second ``CLAIM_LEASE``) and are redone under the
-same identifiers, its task is redelivered (``task_acks_late`` with
+mid-batch, holding events Stripe accepted and the ledger hasn't marked; its claims expire
+(the three-second ``CLAIM_LEASE``) and are redone under the same identifiers (Stripe refuses
+the resent ones as duplicates), its task is redelivered (``task_acks_late`` with
 ``task_reject_on_worker_lost``), and Stripe bills every event exactly once."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pytest
 from celery import Celery
 from django.db import connection
 
-from billflow_usage.models import Metric
+from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
 from tests.broker import BROKER_URL
 from tests.factories import MetricFactory
@@ -38,6 +39,12 @@ CUSTOMERS = 60
 TRANSACTIONS = 30
 PER_TRANSACTION = 20
 EVENTS = TRANSACTIONS * PER_TRANSACTION
+#: Two Celery pool processes and a billflow_worker, each one batch (one claim) at a time.
+DELIVERERS = 3
+CLAIMED_SQL = (
+    f"SELECT claim_token, identifier FROM {UsageEvent._meta.db_table} "
+    f"WHERE status = 'pending' AND claim_token IS NOT NULL"
+)
 #: Per meter event request: Stripe holds a batch's first events while the rest are sent.
 LATENCY = 0.1
 #: Seconds for the processes to start, and for the whole drain.
@@ -126,6 +133,18 @@ def running_tasks(app: Celery, node: str) -> dict[str, int]:
     return {task["id"]: int(task["worker_pid"]) for task in replies.get(node, [])}
 
 
+def claims_in_flight(fake: FakeStripe) -> tuple[int, int]:
+    """(claims holding rows, those of them holding rows Stripe has accepted): the batches
+    under way, and those whose loss leaves Stripe holding events the ledger hasn't marked.
+    Stripe is read first, so an event marked in between is not counted as held."""
+    accepted = {event["identifier"] for key in METRICS for event in fake.meter_events(key)}
+    with connection.cursor() as cursor:
+        cursor.execute(CLAIMED_SQL)
+        rows = cursor.fetchall()
+    holding = {token for token, identifier in rows if identifier in accepted}
+    return len({token for token, _ in rows}), len(holding)
+
+
 def test_celery_workers_and_billflow_worker_drain_a_ledger_exactly_once_through_a_sigkill(
     fake_stripe: FakeStripe,
     shared_ledger: SharedLedger,
@@ -171,37 +190,32 @@ def test_celery_workers_and_billflow_worker_drain_a_ledger_exactly_once_through_
         env,
     )  # fmt: skip
 
-    def stripe_holds_unmarked() -> tuple[int, LedgerState]:
-        """Events Stripe accepted that the ledger doesn't mark sent yet (Stripe read first: a
-        row marked in between makes it an underestimate), and the ledger."""
-        accepted = sum(len(fake_stripe.meter_events(key)) for key in METRICS)
-        state = shared_ledger.state()
-        return accepted - state.count("sent"), state
-
     def delivering_pool_process() -> tuple[int, LedgerState] | None:
-        """A pool process running the same task before and after the ledger shows part of the
-        backlog sent, part pending and Stripe holding events not marked yet (the moment a lost
-        answer matters): a task draining the backlog, not one about to end."""
+        """A pool process running the same task in two looks at the worker, both pool
+        processes busy, then every deliverer seen mid-batch with events Stripe accepted and
+        the ledger hasn't marked (the moment a lost answer matters): whichever pool process
+        dies then leaves such events behind."""
         before = running_tasks(broker, node)
-        held, state = stripe_holds_unmarked()
-        assert state.count("sent") < EVENTS, "drained before a Celery process could be killed"
-        if not (before and state.count("sent") and state.count("pending") and held > 0):
-            return None
-        after = running_tasks(broker, node)
+        after = running_tasks(broker, node) if len(before) == 2 else {}
         still = [pid for task, pid in after.items() if before.get(task) == pid]
-        return (still[0], state) if still else None
+        state = shared_ledger.state()
+        assert state.count("sent") < EVENTS, "drained before a Celery process could be killed"
+        if not still:
+            return None
+        claims, holding = claims_in_flight(fake_stripe)  # last: the kill follows at once
+        return (still[0], state) if claims == holding == DELIVERERS else None
 
     victim, before = wait_for(
-        "a Celery pool process mid-run", delivering_pool_process, celery, worker
+        "a Celery pool process mid-batch", delivering_pool_process, celery, worker
     )
     os.kill(victim, signal.SIGKILL)
-    held_at_death, _ = stripe_holds_unmarked()
-    wait_for(
-        "the drain",
-        lambda: shared_ledger.state().count("sent") == EVENTS and producer.popen.poll() == 0,
-        celery,
-        worker,
-    )
+
+    def drained() -> bool:
+        if producer.popen.poll() not in (None, 0):
+            raise AssertionError(f"the producer failed:\n{producer.output()}")
+        return producer.popen.poll() == 0 and shared_ledger.state().count("sent") == EVENTS
+
+    wait_for("the drain", drained, celery, worker)
     drained = time.monotonic() - started
     # Every commit's task ran to the end once: the killed one again after its redelivery.
     wait_for("every task", lambda: len(SUCCEEDED.findall(celery.output())) >= TRANSACTIONS, celery)
@@ -219,13 +233,15 @@ def test_celery_workers_and_billflow_worker_drain_a_ledger_exactly_once_through_
     for key in METRICS:
         metric_rows = ledger_rows(Metric.objects.get(key=key))
         assert_billed_exactly_once(fake_stripe, key, metric_rows)
+    requests = fake_stripe.request_count("/v1/billing/meter_events")
+    # The proof counts only if Stripe was asked twice: the victim's accepted events, resent.
+    assert requests > EVENTS, "nothing was resent: the kill missed the moment that matters"
     by_celery = sum(int(n) for n in SUCCEEDED.findall(log))
     by_worker = sum(int(n) for n in WORKER_DELIVERED.findall(worker.output()))
-    requests = fake_stripe.request_count("/v1/billing/meter_events")
     report_figure(
         f"Celery (prefork x2, RabbitMQ) + billflow_worker, {EVENTS:,} events in {TRANSACTIONS} "
-        f"commits, a pool process SIGKILLed at {before.count('sent')} sent / {before.claimed} "
-        f"claimed (Stripe held {held_at_death} unmarked): drained in {drained:.1f} s with "
-        f"{requests} meter event requests; marked delivered by Celery tasks {by_celery}, by "
-        f"billflow_worker {by_worker}; totals exact"
+        f"commits, a pool process SIGKILLed mid-batch at {before.count('sent')} sent, "
+        f"{before.claimed} claimed: drained in {drained:.1f} s with {requests} meter event "
+        f"requests ({requests - EVENTS} resent, refused as duplicates); marked delivered by "
+        f"Celery tasks {by_celery}, by billflow_worker {by_worker}; totals exact"
     )
