@@ -96,17 +96,26 @@ def test_the_broker_queue_and_intervals_come_from_the_environment() -> None:
     assert schedule["billflow-sync"][2] == 600.0
 
 
+#: The example's catalogue in the fake Stripe, three subscribed workspaces, and their traffic:
+#: members joining (seats) and API calls (metered), each save its own commit.
 SEED = """
 import stripe
 from django.conf import settings
-from saas import demo
+from saas.models import ApiCall, Member, Workspace
+from saas.stripe_catalog import create_catalog, subscribe
 
 url = settings.BILLFLOW_USAGE["STRIPE_API_BASE"]
 client = stripe.StripeClient(
     settings.STRIPE_TEST_SECRET_KEY, base_addresses={"api": url, "meter_events": url}
 )
-_, workspaces = demo.seed(client)
-demo.simulate_traffic(workspaces)
+catalog = create_catalog(client)
+for n in range(3):
+    workspace = Workspace.objects.create(name=f"Workspace {n}", email=f"billing@w{n}.test")
+    subscribe(client, workspace, catalog)
+    for i in range(n + 2):
+        Member.objects.create(workspace=workspace, email=f"user{i}@w{n}.test")
+    for i in range(10 * (n + 1)):
+        ApiCall.objects.create(workspace=workspace, endpoint="/v1/search")
 """
 LEDGER = """
 SELECT e.customer_id, SUM(e.value), COUNT(*), SUM(e.status = 'sent'), m.event_name
