@@ -1,14 +1,23 @@
-"""Celery task for ``BILLFLOW_USAGE["DELIVERY"] = "celery"`` (needs the ``celery`` extra).
+"""Celery tasks (need the ``celery`` extra): delivery and reconciliation on a beat schedule.
 
-Enqueued once per committed transaction that recorded usage; schedule it with Celery beat too
-(e.g. every minute) so retries and rate-limited seat pushes go out without new traffic.
+``deliver_usage`` is enqueued once per committed transaction that recorded usage when
+``BILLFLOW_USAGE["DELIVERY"] = "celery"``; schedule it with Celery beat too (e.g. every
+minute) so retries and rate-limited seat pushes go out without new traffic. ``sync_usage`` is
+``manage.py billflow_sync`` for beat (e.g. hourly). Both are safe to run twice, at once or
+after a worker died mid-run: the ledger's claims, not Celery's acknowledgements, make each
+event go to Stripe once (docs/operations.md, "Celery").
 """
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
 
 from billflow_usage.delivery import deliver_pending
+from billflow_usage.reconcile import SyncOptions, run_sync
+
+logger = logging.getLogger("billflow_usage.tasks")
 
 
 @shared_task(name="billflow_usage.tasks.deliver_usage", ignore_result=True)
@@ -20,3 +29,21 @@ def deliver_usage(
     """Deliver what is due; returns the counts of :class:`DeliveryStats`."""
     stats = deliver_pending(batch_size=batch_size, max_batches=max_batches, time_limit=time_limit)
     return stats.as_dict()
+
+
+@shared_task(name="billflow_usage.tasks.sync_usage", ignore_result=True)
+def sync_usage(apply: bool = False) -> dict[str, int]:
+    """Run ``billflow_sync`` (``--apply`` when ``apply``); returns the report's summary.
+
+    The run is kept as a ``SyncReport`` like the command's. Drift left after the run is
+    logged at WARNING (the command's ``--fail-on-drift`` exit, for a task nobody waits on).
+    """
+    report = run_sync(SyncOptions(apply=apply))
+    summary = report.summary()
+    if summary["drift_remaining"]:
+        logger.warning(
+            "billflow_sync: %d drift(s) remain after the run (report #%s); see it in the admin",
+            summary["drift_remaining"],
+            report.report_id,
+        )
+    return summary

@@ -6,6 +6,11 @@
 - ``FAKE_STRIPE_URL``, ``FAKE_STRIPE_STATE``: where the embedded fake Stripe listens (default
   ``http://127.0.0.1:12111``) and the file the demo saves its objects to.
 - ``BILLFLOW_METER_API``: ``v1`` (default), ``v2`` or ``legacy``.
+- ``BILLFLOW_DELIVERY``: ``worker`` (default), ``on_commit`` or ``celery``.
+- ``CELERY_BROKER_URL``, ``CELERY_QUEUE``: Celery's broker (default RabbitMQ on
+  ``127.0.0.1:5672``) and queue; Celery is configured below and in ``config/celery.py``, its
+  beat schedule runs delivery every ``BILLFLOW_DELIVER_EVERY`` seconds (60) and
+  ``billflow_sync`` every ``BILLFLOW_SYNC_EVERY`` seconds (3,600).
 """
 
 from pathlib import Path
@@ -92,6 +97,35 @@ BILLFLOW_USAGE = {
     # defaults (2 s doubling up to an hour) in production.
     "RETRY_BASE_DELAY": env.float("BILLFLOW_RETRY_BASE_DELAY", default=0.2),
     "RETRY_MAX_DELAY": env.float("BILLFLOW_RETRY_MAX_DELAY", default=2.0),
+}
+
+# Celery (config/celery.py reads the CELERY_* names). What matters for delivery is in
+# docs/operations.md, "Celery": a task is acknowledged when it ends, and given back to the queue
+# when its worker process dies; each process takes one task at a time; a hard time limit backs
+# up the tasks' own. None of it makes delivery exactly once: the ledger's claims do.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//")
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="billflow-example")
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=15 * 60)
+_deliver_every = env.float("BILLFLOW_DELIVER_EVERY", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    # Retries, aggregation windows and seat pushes go out without new traffic; the time limit
+    # stops a run cleanly (unsent rows are given back) before the next one is due.
+    "billflow-deliver": {
+        "task": "billflow_usage.tasks.deliver_usage",
+        "schedule": _deliver_every,
+        "kwargs": {"time_limit": _deliver_every * 5 / 6},
+    },
+    # billflow_sync hourly: refresh links, deliver, compare with Stripe; drift is logged at
+    # WARNING and kept as a report in the admin (add "kwargs": {"apply": True} to repair it).
+    "billflow-sync": {
+        "task": "billflow_usage.tasks.sync_usage",
+        "schedule": env.float("BILLFLOW_SYNC_EVERY", default=3600.0),
+    },
 }
 
 LOGGING = {

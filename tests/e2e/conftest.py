@@ -1,5 +1,6 @@
 """The browser test's fixtures: the example project running, a logged-in Chromium, and
-screenshots kept under ``artifacts/e2e/`` (listed at the end of the run)."""
+screenshots kept under ``artifacts/e2e/`` (listed at the end of the run); RabbitMQ for the
+example's Celery run."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from tests.broker import broker  # noqa: F401 (a fixture: the Celery run of the example)
 from tests.e2e.browser import follow, missing_binaries, save_full_page, start_chromium
 from tests.e2e.example_site import (
     ADMIN_PASSWORD,

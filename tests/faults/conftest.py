@@ -1,7 +1,8 @@
 """Fixtures of the fault-injection suite, and the figures it measured, printed after the run.
 
 The delivery tests' fixtures are reused: ``configure`` points the Stripe backend at the fake
-Stripe server, ``api_calls`` is a metered sum metric with its meter in the fake.
+Stripe server, ``api_calls`` is a metered sum metric with its meter in the fake; ``broker``
+is RabbitMQ with a queue of the test's own, for real Celery workers.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.broker import broker  # noqa: F401 (a fixture)
 from tests.delivery.conftest import api_calls, configure  # noqa: F401 (fixtures)
 
 MEASURED = pytest.StashKey[list[str]]()
