@@ -1,9 +1,9 @@
 """The cost of a tracked save, in the two shapes users have: one save per transaction (a
 request under ATOMIC_REQUESTS) and 200 saves in one transaction (an import, a task).
 
-Four contenders take turns in every round, so a load spike hits them alike: the model saved
-untracked; the same save plus the bare ledger INSERT through a raw cursor (the floor: what a
-tracked save would cost if the library's Python were free); the model tracked by
+Four contenders take turns, transaction by transaction, so a load spike hits them alike:
+the model saved untracked; the same save plus the bare ledger INSERT through a raw cursor (the
+floor: what a tracked save would cost if the library's Python were free); the model tracked by
 ``billflow_usage.track()``; and, as the reference, django-simple-history's tracking of the same
 model, when it is installed (the ``bench`` extra). Reported per shape: the best round and the
 median round (microseconds per save), and each contender's ratio to the untracked save in the
@@ -43,16 +43,14 @@ def run(rounds: int = ROUNDS, saves: int = SAVES_PER_ROUND) -> list[Figure]:
     )
     contenders = _contenders(metric)
     # seconds per save: shape -> contender -> one figure per round
-    seconds = {shape: {name: [] for name in contenders} for shape in SHAPES}
+    seconds: dict[str, dict[str, list[float]]] = {shape: {} for shape in SHAPES}
     try:
         for number in range(rounds):
             customer = f"cus_bench{number:04d}"
             for shape, per_transaction in SHAPES.items():
-                names = list(contenders)
-                turn = number % len(names)  # each round starts with the next contender
-                for name in names[turn:] + names[:turn]:
-                    took = _time(contenders[name], customer, saves, per_transaction)
-                    seconds[shape][name].append(took)
+                took = _round(contenders, customer, saves, per_transaction, number)
+                for name, figure in took.items():
+                    seconds[shape].setdefault(name, []).append(figure)
     finally:
         billflow_usage.tracking.untrack(tracker)
     tracked_rows = UsageEvent.objects.filter(metric=metric, identifier__startswith="bft_")
@@ -121,14 +119,24 @@ def _bare_insert(metric: Metric) -> Callable[[], None]:
     return insert
 
 
-def _time(save: Save, customer: str, count: int, per_transaction: int) -> float:
-    """Seconds per save, over ``count`` saves made ``per_transaction`` at a time."""
-    started = time.perf_counter()
-    for _ in range(count // per_transaction):
-        with transaction.atomic():
-            for _ in range(per_transaction):
-                save(customer)
-    return (time.perf_counter() - started) / count
+def _round(
+    contenders: dict[str, Save], customer: str, saves: int, per_transaction: int, number: int
+) -> dict[str, float]:
+    """Seconds per save of each contender over ``saves`` saves, ``per_transaction`` at a time,
+    the contenders taking turns transaction by transaction (each turn, and each round,
+    starting with the next), so a load spike on a shared machine hits them alike."""
+    names = list(contenders)
+    totals = dict.fromkeys(names, 0.0)
+    for turn in range(saves // per_transaction):
+        first = (number + turn) % len(names)
+        for name in names[first:] + names[:first]:
+            save = contenders[name]
+            started = time.perf_counter()
+            with transaction.atomic():
+                for _ in range(per_transaction):
+                    save(customer)
+            totals[name] += time.perf_counter() - started
+    return {name: total / saves for name, total in totals.items()}
 
 
 def _figures(shape: str, seconds: dict[str, list[float]]) -> list[Figure]:

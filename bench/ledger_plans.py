@@ -133,24 +133,30 @@ def _register_queries() -> None:
     events = UsageEvent.objects
 
     query("claim: due pending events, oldest first (SKIP LOCKED)")(
-        lambda: events.filter(_claimable(now))
-        .select_for_update(skip_locked=True)
-        .order_by("next_attempt_at")[:1000]
+        lambda: (
+            events.filter(_claimable(now))
+            .select_for_update(skip_locked=True)
+            .order_by("next_attempt_at")[:1000]
+        )
     )
     query("reconcile: one metric, 500 customers, the period (billflow_sync)")(
-        lambda: events.filter(metric=metric, customer_id__in=customers)
-        .billed_between(now - timedelta(days=30), now)
-        .filter(status=UsageEvent.Status.SENT)
-        .usage()
-        .order_by()
-        .values("customer_id")
-        .annotate(n=Count("pk"))
+        lambda: (
+            events.filter(metric=metric, customer_id__in=customers)
+            .billed_between(now - timedelta(days=30), now)
+            .filter(status=UsageEvent.Status.SENT)
+            .usage()
+            .order_by()
+            .values("customer_id")
+            .annotate(n=Count("pk"))
+        )
     )
     query("usage page: one customer, every metric, the period (admin)")(
-        lambda: events.filter(customer_id="cus_7", status__in=["pending", "sent"])
-        .usage()
-        .billed_between(now - timedelta(days=30), now)
-        .values_list("metric_id", "value")
+        lambda: (
+            events.filter(customer_id="cus_7", status__in=["pending", "sent"])
+            .usage()
+            .billed_between(now - timedelta(days=30), now)
+            .values_list("metric_id", "value")
+        )
     )
     query("admin search: a customer ID or an identifier")(
         lambda: events.filter(Q(customer_id="cus_7") | Q(identifier="bft_x")).order_by("-pk")[:100]
@@ -159,14 +165,16 @@ def _register_queries() -> None:
         lambda: events.filter(metric=metric).order_by("-pk")[:100]
     )
     query("failed rows of the metrics (billflow_sync's report)")(
-        lambda: events.filter(
-            Q(metric__in=metrics) | Q(metric__isnull=True),
-            status=UsageEvent.Status.FAILED,
-            occurred_at__gte=now - timedelta(days=35),
+        lambda: (
+            events.filter(
+                Q(metric__in=metrics) | Q(metric__isnull=True),
+                status=UsageEvent.Status.FAILED,
+                occurred_at__gte=now - timedelta(days=35),
+            )
+            .order_by()
+            .values("customer_id", "metric_id")
+            .annotate(n=Count("pk"))
         )
-        .order_by()
-        .values("customer_id", "metric_id")
-        .annotate(n=Count("pk"))
     )
     query("a delivery group's members (retry, cancel, marking)")(
         lambda: events.filter(group_id__in=[1, 2, 3])

@@ -1,6 +1,7 @@
 # The usage table keeps only the indexes a query uses (issue #14, docs/benchmarks.md): no
 # LIKE index on the identifier, no index of the content type alone (bfu_event_source_idx leads
-# with it) nor of the metric alone, and the group's index only where a group is set.
+# with it) nor of the metric alone, and the group's index only where a group is set; the
+# content type's foreign key is no longer checked by the database (see the model).
 #
 # On PostgreSQL this is done in place: indexes dropped and one created, the identifier's
 # unique constraint renamed, and no foreign key re-validated over the whole ledger (which
@@ -18,6 +19,7 @@ OLD = {
     "metric": "billflow_usage_usageevent_metric_id_7b55c159",
     "content_type": "billflow_usage_usageevent_source_content_type_id_0986befa",
     "group": "billflow_usage_usageevent_group_id_8f2e0b87",
+    "content_type_fk": "billflow_usage_usage_source_content_type__0986befa_fk_django_co",
 }
 
 POSTGRESQL_FORWARD = f"""
@@ -25,6 +27,7 @@ DROP INDEX IF EXISTS "{OLD["like"]}";
 ALTER TABLE "{TABLE}" RENAME CONSTRAINT "{OLD["unique"]}" TO "bfu_event_identifier_unique";
 DROP INDEX IF EXISTS "{OLD["metric"]}";
 DROP INDEX IF EXISTS "{OLD["content_type"]}";
+ALTER TABLE "{TABLE}" DROP CONSTRAINT IF EXISTS "{OLD["content_type_fk"]}";
 DROP INDEX IF EXISTS "{OLD["group"]}";
 CREATE INDEX "bfu_event_group_idx" ON "{TABLE}" ("group_id") WHERE "group_id" IS NOT NULL;
 """
@@ -33,6 +36,8 @@ POSTGRESQL_BACKWARD = f"""
 DROP INDEX "bfu_event_group_idx";
 CREATE INDEX "{OLD["group"]}" ON "{TABLE}" ("group_id");
 CREATE INDEX "{OLD["content_type"]}" ON "{TABLE}" ("source_content_type_id");
+ALTER TABLE "{TABLE}" ADD CONSTRAINT "{OLD["content_type_fk"]}" FOREIGN KEY ("source_content_type_id")
+  REFERENCES "django_content_type" ("id") DEFERRABLE INITIALLY DEFERRED;
 CREATE INDEX "{OLD["metric"]}" ON "{TABLE}" ("metric_id");
 ALTER TABLE "{TABLE}" RENAME CONSTRAINT "bfu_event_identifier_unique" TO "{OLD["unique"]}";
 CREATE INDEX "{OLD["like"]}" ON "{TABLE}" ("identifier" varchar_pattern_ops);
@@ -73,6 +78,7 @@ OPERATIONS = [
         name="source_content_type",
         field=models.ForeignKey(
             blank=True,
+            db_constraint=False,
             db_index=False,
             null=True,
             on_delete=django.db.models.deletion.SET_NULL,

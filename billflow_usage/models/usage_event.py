@@ -117,7 +117,11 @@ class UsageEvent(models.Model):
     #: Unique by a constraint (bfu_event_identifier_unique), not ``unique=True``, which on
     #: PostgreSQL adds a second, LIKE index that no query uses.
     identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH)
-    #: Indexed as the prefix of bfu_event_source_idx only.
+    #: Indexed as the prefix of bfu_event_source_idx only, and without a database
+    #: constraint, whose check costs every tracked save a lookup at commit: the library only
+    #: stores IDs ``ContentType.objects.get_for_model()`` gave, and Django's own SET_NULL
+    #: empties the column when a content type is deleted (docs/benchmarks.md). The metric
+    #: and the group, which say what is billed, keep theirs.
     source_content_type = models.ForeignKey(
         ContentType,
         null=True,
@@ -125,6 +129,7 @@ class UsageEvent(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     source_object_id = models.CharField(max_length=255, blank=True)
     source = GenericForeignKey("source_content_type", "source_object_id")
