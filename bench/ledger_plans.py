@@ -111,10 +111,13 @@ def _analyse() -> None:
 
 
 def _explain(queryset: Any) -> tuple[str, float]:
-    started = time.perf_counter()
-    list(queryset)
-    took = time.perf_counter() - started
-    return queryset.explain(), took
+    from django.db import transaction
+
+    with transaction.atomic():  # the claim locks its rows
+        started = time.perf_counter()
+        list(queryset)
+        took = time.perf_counter() - started
+        return queryset.explain(), took
 
 
 def _register_queries() -> None:
