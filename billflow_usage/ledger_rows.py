@@ -22,13 +22,18 @@ from django.utils import timezone
 
 from billflow_usage.models import UsageEvent
 
-#: Fields whose Python values reach the database driver as they are.
-PLAIN_FIELDS = (
-    models.CharField,
-    models.TextField,
-    models.IntegerField,
-    models.BooleanField,
-    models.ForeignKey,
+#: Field classes whose Python values reach the database driver as they are (exactly these:
+#: a subclass may convert its values, so it goes through ``get_db_prep_save``).
+PLAIN_FIELDS = frozenset(
+    {
+        models.CharField,
+        models.TextField,
+        models.IntegerField,
+        models.BigIntegerField,
+        models.PositiveIntegerField,
+        models.BooleanField,
+        models.ForeignKey,
+    }
 )
 
 
@@ -113,7 +118,7 @@ def _column(field: models.Field[Any, Any], connection: BaseDatabaseWrapper) -> _
     def prep(value: Any) -> Any:
         return field.get_db_prep_save(value, connection)
 
-    plain = isinstance(field, PLAIN_FIELDS)
+    plain = type(field) in PLAIN_FIELDS
     return _Column(field.attname, None if plain else prep, _default(field, prep))
 
 

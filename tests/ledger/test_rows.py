@@ -65,3 +65,12 @@ def test_a_field_only_the_database_fills_is_left_out(monkeypatch, fresh_inserts)
 
     assert '"last_error_message"' not in sql
     assert '"last_error_code"' in sql
+
+
+def test_only_fields_known_to_need_no_conversion_skip_it(fresh_inserts):
+    columns = {c.attname: c for c in ledger_rows._build(connection).columns}
+
+    assert columns["customer_id"].prep is None
+    assert columns["value"].prep is None
+    assert columns["occurred_at"].prep is not None  # a datetime: SQLite stores text
+    assert columns["claim_token"].prep is not None  # a UUID
