@@ -78,6 +78,7 @@ dist: install
 bench: install
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
+	mkdir -p artifacts && BENCH_DATABASE_URL=sqlite:///$(CURDIR)/artifacts/bench.sqlite3 $(BIN)/python -m bench hot_path
 
 clean:
 	rm -rf $(VENV) .venv-* .nox dist build *.egg-info example_project/*.sqlite3 example_project/fake_stripe_state.json artifacts site .pytest_cache .mypy_cache .ruff_cache

@@ -6,19 +6,18 @@ rolled-back request records nothing and a committed one keeps its usage.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connections, models, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
-from billflow_usage import validation
+from billflow_usage import ledger_rows, validation
 from billflow_usage.conf import billflow_settings
 from billflow_usage.customers import resolve_customer
 from billflow_usage.delivery.trigger import schedule_delivery
@@ -140,33 +139,48 @@ def build_event(
 ) -> UsageEvent:
     """Validate one usage and return its unsaved ledger row (no query for a ``Metric`` and a
     ``cus_...`` ID: trackers build their row before touching the database)."""
+    metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
+    event = UsageEvent(**event_values(usage, now=now, metric=metric))
+    event.metric = metric  # known: reading it costs no query
+    if event.source_content_type_id is not None:
+        event.source_content_type = ContentType.objects.get_for_id(event.source_content_type_id)
+    return event
+
+
+def event_values(
+    usage: Usage, *, now: datetime | None = None, metric: Metric | None = None
+) -> dict[str, Any]:
+    """Validate one usage and return its ledger row's values by attname, as
+    :func:`store_values` takes them (what :func:`build_event` makes its instance from)."""
     now = now or timezone.now()
     metric = metric or get_metric(usage.metric, kind=Metric.Kind.METERED)
     customer = resolve_customer(usage.customer)
     legacy = billflow_settings.METER_API == LEGACY_METER_API
-    event = UsageEvent(
-        metric=metric,
-        customer_id=customer.id,
-        value=validation.meter_value(usage.value, aggregation=metric.aggregation, legacy=legacy),
-        occurred_at=now
+    occurred_at = (
+        now
         if usage.timestamp is None
-        else validation.timestamp(usage.timestamp, now=now, legacy=legacy),
-        identifier=new_identifier()
+        else validation.timestamp(usage.timestamp, now=now, legacy=legacy)
+    )
+    values: dict[str, Any] = {
+        "metric_id": metric.pk,
+        "customer_id": customer.id,
+        "value": validation.meter_value(usage.value, aggregation=metric.aggregation, legacy=legacy),
+        "occurred_at": occurred_at,
+        "identifier": new_identifier()
         if usage.identifier is None
         else validation.identifier(usage.identifier),
-        livemode=billflow_settings.livemode if customer.livemode is None else customer.livemode,
-        next_attempt_at=now,
-    )
+        "livemode": billflow_settings.livemode if customer.livemode is None else customer.livemode,
+        "next_attempt_at": now,
+    }
     if usage.source is not None:
-        _attach_source(event, usage.source)
-    if validation.too_old_for_stripe(event.occurred_at, now=now):
-        event.status = UsageEvent.Status.FAILED
-        event.last_error_code = validation.TOO_OLD_CODE
-        event.last_error_message = validation.too_old_message(event.occurred_at, now=now)
-        logger.warning(
-            "Usage %s recorded as failed: %s", event.identifier, event.last_error_message
-        )
-    return event
+        values.update(_source_values(usage.source))
+    if validation.too_old_for_stripe(occurred_at, now=now):
+        message = validation.too_old_message(occurred_at, now=now)
+        values["status"] = UsageEvent.Status.FAILED
+        values["last_error_code"] = validation.TOO_OLD_CODE
+        values["last_error_message"] = message
+        logger.warning("Usage %s recorded as failed: %s", values["identifier"], message)
+    return values
 
 
 def store_event(event: UsageEvent, *, timestamp_given: bool) -> UsageEvent:
@@ -182,25 +196,58 @@ def store_event(event: UsageEvent, *, timestamp_given: bool) -> UsageEvent:
     if stored is not event:
         _check_same_content(stored, event, timestamp_given)
         return stored
-    usage_recorded.send(sender=UsageEvent, event=event)
-    if event.status == UsageEvent.Status.PENDING:
-        schedule_delivery(using=using, event_ids=[event.pk])
+    _recorded(using, event.pk, event.status, lambda: event)
     return event
+
+
+def store_values(values: dict[str, Any], *, timestamp_given: bool, using: str) -> int:
+    """:func:`store_event` for a row given as values (:func:`event_values`): no model
+    instance is made unless the identifier exists already or ``usage_recorded`` has
+    receivers. Returns the row's id (the existing row's, for a safe retry)."""
+    connection = connections[using]
+    if not _returns_from_insert(connection):
+        return store_event(UsageEvent(**values), timestamp_given=timestamp_given).pk
+    pk = ledger_rows.insert_row(values, connection)
+    if pk is None:
+        existing = UsageEvent.objects.using(using).get(identifier=values["identifier"])
+        _check_same_content(existing, UsageEvent(**values), timestamp_given)
+        return existing.pk
+
+    def instance() -> UsageEvent:
+        event = UsageEvent(pk=pk, **values)
+        event._state.adding = False
+        event._state.db = using
+        return event
+
+    _recorded(using, pk, values.get("status", UsageEvent.Status.PENDING), instance)
+    return pk
+
+
+def _recorded(using: str, pk: int, status: str, event: Callable[[], UsageEvent]) -> None:
+    """A new row is in the ledger: tell ``usage_recorded``'s receivers, plan its delivery."""
+    if usage_recorded.has_listeners(UsageEvent):
+        usage_recorded.send(sender=UsageEvent, event=event())
+    if status == UsageEvent.Status.PENDING:
+        schedule_delivery(using=using, event_ids=[pk])
+
+
+def _returns_from_insert(connection: BaseDatabaseWrapper) -> bool:
+    return (
+        connection.vendor in INSERT_RETURNING_VENDORS
+        and connection.features.can_return_columns_from_insert
+    )
 
 
 def _insert_or_find(event: UsageEvent, using: str) -> UsageEvent:
     """Insert ``event`` (and return it), or return the row that already has its identifier.
 
     PostgreSQL and SQLite do it in one ``INSERT ... ON CONFLICT (identifier) DO NOTHING
-    RETURNING id``: the id comes back only for a new row. Other databases insert in a
-    savepoint and catch the duplicate.
+    RETURNING id`` (:mod:`billflow_usage.ledger_rows`): the id comes back only for a new
+    row. Other databases insert in a savepoint and catch the duplicate.
     """
     connection = connections[using]
     rows = UsageEvent.objects.using(using)
-    if not (
-        connection.vendor in INSERT_RETURNING_VENDORS
-        and connection.features.can_return_columns_from_insert
-    ):
+    if not _returns_from_insert(connection):
         try:
             with transaction.atomic(using=using):
                 event.save(force_insert=True, using=using)
@@ -210,57 +257,24 @@ def _insert_or_find(event: UsageEvent, using: str) -> UsageEvent:
                 raise
             return existing
         return event
-    with connection.cursor() as cursor:
-        cursor.execute(*_insert_statement(event, connection))
-        inserted = cursor.fetchone()
+    inserted = ledger_rows.insert_row(ledger_rows.row_values(event), connection)
     if inserted is None:
         return rows.get(identifier=event.identifier)
-    event.pk = inserted[0]
+    event.pk = inserted
     event._state.adding = False
     event._state.db = using
     return event
 
 
-def _insert_statement(event: UsageEvent, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
-    fields = _insert_fields()
-    params = [field.get_db_prep_save(field.pre_save(event, True), connection) for field in fields]
-    sql = _insert_sql.get(connection.vendor)
-    if sql is None:
-        sql = _insert_sql[connection.vendor] = _build_insert_sql(connection.ops.quote_name)
-    return sql, params
-
-
-@functools.cache
-def _insert_fields() -> list[models.Field[Any, Any]]:
-    return [field for field in UsageEvent._meta.concrete_fields if not field.primary_key]
-
-
-#: The INSERT of :func:`_insert_or_find` by database vendor, built once.
-_insert_sql: dict[str, str] = {}
-
-
-def _build_insert_sql(quote: Callable[[str], str]) -> str:
-    meta = UsageEvent._meta
-
-    def column(field: models.Field[Any, Any]) -> str:
-        return quote(cast(str, field.column))  # set on every concrete field
-
-    fields = _insert_fields()
-    return (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(column(f) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) "
-        f"ON CONFLICT ({column(meta.get_field('identifier'))}) DO NOTHING "
-        f"RETURNING {column(meta.pk)}"
-    )
-
-
-def _attach_source(event: UsageEvent, source: models.Model) -> None:
+def _source_values(source: models.Model) -> dict[str, Any]:
     if not isinstance(source, models.Model) or source.pk is None:
         raise InvalidUsage(
             f"source must be a saved model instance, got {source!r}; save it first or omit it."
         )
-    event.source_content_type = ContentType.objects.get_for_model(source)
-    event.source_object_id = str(source.pk)
+    return {
+        "source_content_type_id": ContentType.objects.get_for_model(source).pk,
+        "source_object_id": str(source.pk),
+    }
 
 
 def _usage_from_mapping(item: Mapping[str, Any], index: int) -> Usage:

@@ -101,15 +101,35 @@ class UsageEvent(models.Model):
     id = models.BigAutoField(primary_key=True)
     #: Empty only on a failed (or cancelled) row of a tracker whose metric doesn't exist, so
     #: the usage is kept even then; such a row is never sent.
+    #: No index of its own: the reconcile index leads with the customer, and the queries by
+    #: metric alone (failed rows, a metric's deletion) are rare (docs/benchmarks.md).
     metric = models.ForeignKey(
-        Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_events"
+        Metric,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="usage_events",
+        db_index=False,
     )
     customer_id = models.CharField(max_length=STRIPE_ID_MAX_LENGTH)
     value = models.BigIntegerField()
     occurred_at = models.DateTimeField(default=timezone.now)
-    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH, unique=True)
+    #: Unique by a constraint (bfu_event_identifier_unique), not ``unique=True``, which on
+    #: PostgreSQL adds a second, LIKE index that no query uses.
+    identifier = models.CharField(max_length=IDENTIFIER_MAX_LENGTH)
+    #: Indexed as the prefix of bfu_event_source_idx only, and without a database
+    #: constraint, whose check costs every tracked save a lookup at commit: the library only
+    #: stores IDs ``ContentType.objects.get_for_model()`` gave, and Django's own SET_NULL
+    #: empties the column when a content type is deleted (docs/benchmarks.md). The metric
+    #: and the group, which say what is billed, keep theirs.
     source_content_type = models.ForeignKey(
-        ContentType, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ContentType,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     source_object_id = models.CharField(max_length=255, blank=True)
     source = GenericForeignKey("source_content_type", "source_object_id")
@@ -121,13 +141,15 @@ class UsageEvent(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     #: Which claim holds the row, so a worker whose lease expired can't mark it.
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
-    #: Set when aggregation sent this row as part of one Stripe event.
+    #: Set when aggregation sent this row as part of one Stripe event (indexed where set:
+    #: bfu_event_group_idx).
     group = models.ForeignKey(
         "billflow_usage.DeliveryGroup",
         null=True,
         blank=True,
         on_delete=models.PROTECT,
         related_name="events",
+        db_index=False,
     )
     last_error_code = models.CharField(max_length=100, blank=True)
     last_error_message = models.TextField(blank=True)
@@ -139,6 +161,7 @@ class UsageEvent(models.Model):
     class Meta:
         verbose_name = _("usage event")
         constraints = [
+            models.UniqueConstraint(fields=["identifier"], name="bfu_event_identifier_unique"),
             models.CheckConstraint(
                 condition=Q(status__in=["pending", "sent", "failed", "cancelled"]),
                 name="bfu_event_status_valid",
@@ -182,6 +205,10 @@ class UsageEvent(models.Model):
                 fields=["last_error_code"],
                 condition=Q(status="failed"),
                 name="bfu_event_failed_idx",
+            ),
+            # A group's members (few rows have a group: the index holds only those).
+            models.Index(
+                fields=["group"], condition=Q(group__isnull=False), name="bfu_event_group_idx"
             ),
         ]
 

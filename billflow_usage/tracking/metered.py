@@ -21,10 +21,10 @@ from billflow_usage.identifiers import new_identifier
 from billflow_usage.ledger import (
     LEGACY_METER_API,
     Usage,
-    build_event,
+    event_values,
     record_usage,
     record_usage_bulk,
-    store_event,
+    store_values,
 )
 from billflow_usage.models import Metric, UsageEvent
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH
@@ -232,17 +232,22 @@ class MeteredTracker(Tracker):
         a database error there means the host's transaction can't record the usage: raising
         it fails the host's save rather than losing the unit.
         """
-        prepared = guarded(self.db, lambda: self._prepare(change, attempt), keep)
+        using = self.db
+        prepared = guarded(using, lambda: self._prepare(change, attempt), keep)
         if prepared is not None:
-            usage, event = prepared
+            usage, values = prepared
             try:
-                store_event(event, timestamp_given=usage.timestamp is not None)
+                store_values(values, timestamp_given=usage.timestamp is not None, using=using)
             except IdentifierConflict as exc:
                 keep(exc)
 
-    def _prepare(self, change: Change, attempt: _Attempt) -> tuple[Usage, UsageEvent] | None:
+    def _prepare(self, change: Change, attempt: _Attempt) -> tuple[Usage, dict[str, Any]] | None:
+        """The usage and its ledger row's values: validated, no model instance made."""
         usage = self.usage_for(change, attempt)
-        return None if usage is None else (usage, build_event(usage))
+        if usage is None:
+            return None
+        metric = usage.metric if isinstance(usage.metric, Metric) else None
+        return usage, event_values(usage, metric=metric)
 
     def _value(self, change: Change) -> Any:
         if self.delta is None:
