@@ -4,6 +4,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
@@ -65,6 +66,17 @@ class UsageRollup(models.Model):
 
     objects = UsageRollupQuerySet.as_manager()
 
+    #: What :meth:`absorb` changes.
+    FIGURES = (
+        "total",
+        "events",
+        "last_value",
+        "last_at",
+        "last_event_id",
+        "compacted_rows",
+        "updated_at",
+    )
+
     class Meta:
         verbose_name = _("usage rollup")
         constraints = [
@@ -97,3 +109,4 @@ class UsageRollup(models.Model):
             merged.last_id,
         )
         self.compacted_rows += rows
+        self.updated_at = timezone.now()

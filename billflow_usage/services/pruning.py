@@ -24,9 +24,11 @@ on. Delivery groups left without rows are deleted with their last row.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.db import connections, router, transaction
 from django.db.models import Count, Min, Q
@@ -52,19 +54,44 @@ BLOCKING = (
 
 
 @dataclass(frozen=True)
-class Day:
-    """One customer's usage of one metric on one UTC day, and its oldest row's time (rows
-    are filed at or after they occur, so the day's rows are found through the ledger's
-    ``(customer, metric, occurred_at)`` index)."""
+class Span:
+    """Consecutive UTC days (``first`` to ``last``) of one customer's usage of one metric,
+    compacted together, and their oldest row's time (rows are filed at or after they occur,
+    so they are found through the ledger's ``(customer, metric, occurred_at)`` index)."""
 
     metric_id: int
     customer_id: str
-    day: date
+    first: date
+    last: date
     first_occurred_at: datetime
+    rows: int
+    days: int = 1
 
     @property
     def start(self) -> datetime:
-        return day_start(self.day)
+        return day_start(self.first)
+
+    @property
+    def end(self) -> datetime:
+        return day_start(self.last) + timedelta(days=1)
+
+    def extended(self, other: Span, batch_size: int) -> Span | None:
+        """This span with the next candidate day ``other`` added, if it follows this one's
+        last day and the rows still fit in one batch."""
+        follows = (other.metric_id, other.customer_id, other.first) == (
+            self.metric_id,
+            self.customer_id,
+            self.last + timedelta(days=1),
+        )
+        if not follows or self.rows + other.rows > batch_size:
+            return None
+        return replace(
+            self,
+            last=other.last,
+            first_occurred_at=min(self.first_occurred_at, other.first_occurred_at),
+            rows=self.rows + other.rows,
+            days=self.days + other.days,
+        )
 
 
 @dataclass
@@ -96,13 +123,13 @@ def prune(
     """Compact every compactable day older than ``older_than_days`` (see the module)."""
     using = router.db_for_write(UsageEvent)
     result = PruneResult(cutoff_for(older_than_days, now=now))
-    for day, rows in _candidate_days(result, using):
+    for span in _spans(_candidate_days(result, using), batch_size):
         if dry_run:
-            result.days, result.rows = result.days + 1, result.rows + rows
+            result.days, result.rows = result.days + span.days, result.rows + span.rows
             continue
-        compacted = compact_day(day, batch_size=batch_size, using=using)
+        compacted = compact_span(span, batch_size=batch_size, using=using)
         if compacted:
-            result.days, result.rows = result.days + 1, result.rows + compacted
+            result.days, result.rows = result.days + span.days, result.rows + compacted
     logger.info(
         "billflow_prune%s: %d rows of %d days before %s compacted, %d days left alone",
         " (dry run)" if dry_run else "",
@@ -114,18 +141,35 @@ def prune(
     return result
 
 
-def compact_day(day: Day, *, batch_size: int, using: str) -> int:
-    """Compact ``day`` batch after batch; returns the rows compacted."""
+def compact_span(span: Span, *, batch_size: int, using: str) -> int:
+    """Compact ``span`` batch after batch (one batch unless a day has more rows than fit);
+    returns the rows compacted."""
     total = 0
     while True:
-        compacted = _compact_batch(day, batch_size, using)
+        compacted = _compact_batch(span, batch_size, using)
         total += compacted
         if compacted < batch_size:
             return total
 
 
-def _candidate_days(result: PruneResult, using: str) -> Iterator[tuple[Day, int]]:
-    """Days before the cutoff that may be compacted, with their row counts (one grouped
+def _spans(days: Iterable[Span], batch_size: int) -> Iterator[Span]:
+    """Runs of consecutive candidate days of one customer and metric, as many as fit in a
+    batch (a short transaction for many small days)."""
+    current: Span | None = None
+    for day in days:
+        grown = None if current is None else current.extended(day, batch_size)
+        if grown is not None:
+            current = grown
+            continue
+        if current is not None:
+            yield current
+        current = day
+    if current is not None:
+        yield current
+
+
+def _candidate_days(result: PruneResult, using: str) -> Iterator[Span]:
+    """Days before the cutoff that may be compacted, one span each, in order (one grouped
     query); counts the others in ``result.days_left``."""
     rows = (
         UsageEvent.objects.using(using)
@@ -133,19 +177,18 @@ def _candidate_days(result: PruneResult, using: str) -> Iterator[tuple[Day, int]
         .with_billed_at()
         .filter(Q(billed_at__lt=result.cutoff))
         .annotate(day=TruncDate("billed_at", tzinfo=UTC))
-        .order_by()
         .values_list("metric_id", "customer_id", "day")
         .annotate(rows=Count("pk"), blockers=Count("pk", filter=BLOCKING), first=Min("occurred_at"))
+        .order_by("metric_id", "customer_id", "day")
     )
     open_from = _open_periods(using)
     for metric_pk, customer, day, count, blockers, first in rows.iterator(chunk_size=5000):
         period_start = open_from.get((metric_pk, customer))
-        if blockers or (
-            period_start is not None and day_start(day) + timedelta(days=1) > period_start
-        ):
+        still_open = period_start is not None and day_start(day) + timedelta(days=1) > period_start
+        if blockers or still_open:
             result.days_left += 1
             continue
-        yield Day(metric_pk, customer, day, first), count
+        yield Span(metric_pk, customer, day, day, first, count)
 
 
 def _open_periods(using: str) -> dict[tuple[int, str], datetime]:
@@ -163,37 +206,41 @@ def _open_periods(using: str) -> dict[tuple[int, str], datetime]:
     return found
 
 
-def _compact_batch(day: Day, batch_size: int, using: str) -> int:
-    """One transaction: lock up to ``batch_size`` rows of the day, add them to its rollup,
-    delete them. Returns how many (0 when the day is done, or no longer compactable)."""
+def _compact_batch(span: Span, batch_size: int, using: str) -> int:
+    """One transaction: lock up to ``batch_size`` rows of the span, add them to their days'
+    rollups, delete them. Returns how many (0 when the span is done, or no longer
+    compactable)."""
     with transaction.atomic(using=using):
-        rows = _rows_of(day, using)
+        rows = _rows_of(span, using)
         if rows.filter(BLOCKING).exists():
-            logger.info("billflow_prune: %s changed since it was chosen; left alone", day)
+            logger.info("billflow_prune: %s changed since it was chosen; left alone", span)
             return 0
-        ids = list(_lock(rows.order_by("pk"), using).values_list("pk", flat=True)[:batch_size])
-        if not ids:
+        billed_on = TruncDate("billed_at", tzinfo=UTC)
+        days = dict(_lock(rows.order_by("pk"), using).values_list("pk", billed_on)[:batch_size])
+        if not days:
             return 0
-        batch = UsageEvent.objects.using(using).filter(pk__in=ids)
-        tally = batch.filter(status=UsageEvent.Status.SENT).usage().tallies().get((day.metric_id,))
+        batch = UsageEvent.objects.using(using).filter(pk__in=list(days))
+        sent = batch.filter(status=UsageEvent.Status.SENT).usage()
+        tallies = sent.with_billed_at().annotate(day=billed_on).tallies("day")
         groups = set(batch.exclude(group=None).values_list("group_id", flat=True))
-        _add_to_rollup(day, tally, len(ids), using)
+        _add_to_rollup(span, tallies, Counter(days.values()), using)
         batch.delete()
         if groups:
             DeliveryGroup.objects.using(using).filter(pk__in=groups, events__isnull=True).delete()
-    return len(ids)
+    return len(days)
 
 
-def _rows_of(day: Day, using: str) -> UsageEventQuerySet:
+def _rows_of(span: Span, using: str) -> UsageEventQuerySet:
+    """The span's rows (annotated with ``billed_at``)."""
     return (
         UsageEvent.objects.using(using)
         .filter(
-            metric_id=day.metric_id,
-            customer_id=day.customer_id,
-            occurred_at__gte=day.first_occurred_at,
-            occurred_at__lt=day.start + timedelta(days=1),
+            metric_id=span.metric_id,
+            customer_id=span.customer_id,
+            occurred_at__gte=span.first_occurred_at,
+            occurred_at__lt=span.end,
         )
-        .billed_between(day.start, day.start + timedelta(days=1))
+        .billed_between(span.start, span.end)
     )
 
 
@@ -205,12 +252,33 @@ def _lock(rows: UsageEventQuerySet, using: str) -> UsageEventQuerySet:
     return rows
 
 
-def _add_to_rollup(day: Day, tally: Tally | None, rows: int, using: str) -> None:
-    """Add ``tally`` (None: only cancelled rows) to the day's rollup, made if missing and
-    locked, so two runs compacting the same day add up rather than overwrite."""
+def _add_to_rollup(
+    span: Span, tallies: dict[tuple[Any, ...], Tally], rows: Counter[date], using: str
+) -> None:
+    """Add each day's tally (absent: only cancelled rows) and deleted rows to the day's
+    rollup, made if missing and locked, so two runs compacting the same day add up rather
+    than overwrite."""
     rollups = UsageRollup.objects.using(using)
-    key = {"metric_id": day.metric_id, "customer_id": day.customer_id, "day": day.day}
-    rollups.bulk_create([UsageRollup(**key)], ignore_conflicts=True)
-    rollup = rollups.select_for_update(of=("self",)).select_related("metric").get(**key)
-    rollup.absorb(tally or Tally(rollup.metric.aggregation), rows)
-    rollup.save()
+    key = {"metric_id": span.metric_id, "customer_id": span.customer_id}
+    rollups.bulk_create([UsageRollup(**key, day=day) for day in rows], ignore_conflicts=True)
+    found = list(
+        rollups.select_for_update(of=("self",))
+        .select_related("metric")
+        .filter(**key, day__in=list(rows))
+        .order_by("day")
+    )
+    for rollup in found:
+        tally = tallies.get((span.metric_id, rollup.day), Tally(rollup.metric.aggregation))
+        rollup.absorb(tally, rows[rollup.day])
+    rollups.bulk_update(
+        found,
+        [
+            "total",
+            "events",
+            "last_value",
+            "last_at",
+            "last_event_id",
+            "compacted_rows",
+            "updated_at",
+        ],
+    )
