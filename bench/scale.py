@@ -14,8 +14,8 @@ last 20 days, over ``BULK_CUSTOMERS`` other customers. The ratio full / empty is
   to memory, mark), so the database work alone;
 - the admin usage page's figures (``customer_usage``) of one probe customer;
 - ``billflow_sync --dry-run`` over the probe customers (locmem backend: the ledger side);
-- ``billflow_prune``: rows compacted per second, and a worker's delivery rate (events per
-  second) while it runs against the rate without it.
+- ``billflow_prune`` (a process of its own): rows compacted per second, and a worker's
+  delivery rate (events per second) while it runs against the rate without it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from __future__ import annotations
 import io
 import os
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -31,15 +32,16 @@ from datetime import timedelta
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 import billflow_usage
 from bench.benchapp.models import TrackedOrder
+from bench.draining import ROOT, database_url
 from bench.report import Figure
 from billflow_usage.backends import locmem
 from billflow_usage.delivery import deliver_pending
-from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
-from billflow_usage.services.pruning import prune
+from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent, UsageRollup
 from billflow_usage.services.usage_figures import customer_usage
 
 ROWS = int(os.environ.get("BENCH_SCALE_ROWS", "10000000"))
@@ -113,7 +115,9 @@ def _probe_customers(metric: Metric) -> None:
 def _measure(metric: Metric) -> dict[str, float]:
     """Seconds of each path (medians), on the ledger as it is."""
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE billflow_usage_usageevent")
+        # Freshly generated rows would otherwise have autovacuum working beside the timings.
+        cursor.execute("VACUUM ANALYZE billflow_usage_usageevent")
+        cursor.execute("CHECKPOINT")
     return {
         "usage page": _median(lambda: customer_usage(PROBES[0]), 20),
         "billflow_sync": _median(_sync, 3),
@@ -210,30 +214,38 @@ def _generate(metric: Metric, rows: int) -> None:
 
 
 def _prune_beside_worker(metric: Metric) -> list[Figure]:
-    """Delivery rate alone, then prune with a worker delivering beside it."""
+    """Delivery rate alone, then ``billflow_prune`` in a process of its own (as it runs in
+    production) with the worker delivering beside it."""
     alone = _delivery_rate(metric, "bench_alone")
-    result: dict[str, float] = {}
-
-    def run_prune() -> None:
-        try:
-            started = time.perf_counter()
-            done = prune(35, batch_size=PRUNE_BATCH)
-            result["rows"], result["seconds"] = done.rows, time.perf_counter() - started
-        finally:
-            connection.close()
-
-    pruning = threading.Thread(target=run_prune)
-    pruning.start()
-    time.sleep(1)  # the candidate days are chosen: compaction is under way
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "BENCH_DATABASE_URL": database_url(),
+        "PYTHONPATH": str(ROOT),
+    }
+    command = [sys.executable, "-m", "django", "billflow_prune", "--older-than", "35"]
+    started = time.perf_counter()
+    pruning = subprocess.Popen(
+        [*command, "--batch-size", str(PRUNE_BATCH)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(3)  # started, and past choosing the candidate days
     during = _delivery_rate(metric, "bench_during")
-    overlapped = pruning.is_alive()
-    pruning.join()
-    rate = result["rows"] / result["seconds"]
+    overlapped = pruning.poll() is None
+    output, _ = pruning.communicate()
+    seconds = time.perf_counter() - started
+    if pruning.returncode != 0:
+        raise RuntimeError(f"billflow_prune failed:\n{output}")
+    rows = UsageRollup.objects.aggregate(rows=Sum("compacted_rows"))["rows"] or 0
     ratio = during / alone
     return [
         Figure(
-            f"scale: billflow_prune ({result['rows']:,.0f} rows, {result['seconds']:.0f} s)",
-            f"{rate:,.0f}/s",
+            f"scale: billflow_prune ({rows:,} rows, {seconds:.0f} s wall)",
+            f"{rows / seconds:,.0f}/s",
         ),
         Figure("scale: worker delivery alone (locmem)", f"{alone:,.0f}/s"),
         Figure(
