@@ -82,6 +82,12 @@ def _shown(number: float) -> str:
 #: Events claimed per batch (``--batch-size``, ``BATCH_SIZE``): one claim reads and marks them
 #: in a few statements whose parameters must stay below SQLite's limit (32,766).
 BATCH_SIZE = Bounded("a whole number of events", 1, 10_000, whole=True)
+#: ``billflow_prune --older-than``: compacted days are at least Stripe's window old (nothing
+#: younger can be sent, cancelled or compared any more); 100 years is "never".
+PRUNE_AGE = Bounded("a whole number of days", STRIPE_HISTORY.days, 36_500, whole=True)
+#: ``billflow_prune --batch-size``: rows compacted per transaction, so each holds its row
+#: locks for a moment only.
+PRUNE_BATCH_SIZE = Bounded("a whole number of rows", 1, 10_000, whole=True)
 #: Batches in flight in one worker (``--concurrency``): a thread and a connection each.
 WORKER_THREADS = Bounded("a whole number of threads", 1, 64, whole=True)
 #: Seconds an idle worker waits before looking again (``--idle-sleep``): 0 would be a busy

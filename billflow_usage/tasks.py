@@ -10,12 +10,15 @@ event go to Stripe once (docs/operations.md, "Celery").
 
 from __future__ import annotations
 
+import argparse
 import logging
 
 from celery import shared_task
 
+from billflow_usage.bounds import PRUNE_AGE
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.reconcile import SyncOptions, run_sync
+from billflow_usage.services.pruning import prune
 
 logger = logging.getLogger("billflow_usage.tasks")
 
@@ -47,3 +50,20 @@ def sync_usage(apply: bool = False) -> dict[str, int]:
             report.report_id,
         )
     return summary
+
+
+@shared_task(name="billflow_usage.tasks.prune_usage", ignore_result=True)
+def prune_usage(older_than: int) -> dict[str, int]:
+    """Run ``billflow_prune --older-than`` for beat (daily); returns what was compacted.
+
+    ``older_than`` is checked as the command checks it, so a schedule with a bad value fails
+    on its first run instead of pruning what it shouldn't.
+    """
+    try:
+        days = int(PRUNE_AGE.check(older_than))
+    except argparse.ArgumentTypeError as refused:
+        raise ValueError(
+            f"prune_usage(older_than={older_than!r}): {refused}; fix the beat schedule's kwargs."
+        ) from None
+    result = prune(days)
+    return {"rows": result.rows, "days": result.days, "days_left": result.days_left}

@@ -15,12 +15,13 @@ from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import reserved_prefix
 from billflow_usage.models import Metric
 from billflow_usage.models.limits import IDENTIFIER_MAX_LENGTH, MAX_VALUE
+
+# Re-exported: Stripe's window, which the models need too (they can't import this module).
+from billflow_usage.models.limits import STRIPE_HISTORY as STRIPE_HISTORY
 from billflow_usage.redaction import described, excerpt, shown
 
 #: Stripe rejects meter events timestamped further ahead than this.
 MAX_FUTURE = timedelta(minutes=5)
-#: Stripe only accepts meter events from this far back.
-STRIPE_HISTORY = timedelta(days=35)
 #: The code of a row kept failed for being older than ``STRIPE_HISTORY`` (Stripe's own code
 #: for such an event), whether the ledger or the delivery found it too old.
 TOO_OLD_CODE = "timestamp_too_far_in_past"

@@ -7,6 +7,7 @@ from billflow_usage.models.processed_event import ProcessedMeterErrorEvent
 from billflow_usage.models.subscription_item import SubscriptionItemLink
 from billflow_usage.models.sync_report import SyncReport
 from billflow_usage.models.usage_event import UsageEvent
+from billflow_usage.models.usage_rollup import UsageRollup
 
 __all__ = [
     "DeliveryGroup",
@@ -16,4 +17,5 @@ __all__ = [
     "SubscriptionItemLink",
     "SyncReport",
     "UsageEvent",
+    "UsageRollup",
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, Self
 
@@ -18,6 +19,7 @@ from billflow_usage.models.limits import (
     STRIPE_ID_MAX_LENGTH,
 )
 from billflow_usage.models.metric import Metric
+from billflow_usage.models.tally import Tally
 
 
 class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
@@ -49,7 +51,13 @@ class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
         formula, as its Stripe meter computes it: ``sum`` adds the values, ``count`` counts
         the rows, ``last`` takes the value of the row billed last (of two billed at the same
         moment, the one recorded last). Keyed by ``(metric_id, *keys)``; groups without rows
-        are absent.
+        are absent. Only these rows: the daily rollups of compacted days are added by
+        :func:`billflow_usage.models.usage_totals.usage_totals`."""
+        return {key: tally.value for key, tally in self.tallies(*keys).items()}
+
+    def tallies(self, *keys: str) -> dict[tuple[Any, ...], Tally]:
+        """:meth:`totals_by_formula`'s groups as :class:`Tally` (sum, count, and for ``last``
+        metrics the last row), which add up with other rows' and with rollups.
 
         At most two queries whatever the number of rows: sums and counts grouped in the
         database, and for ``last`` metrics, only when the rows have some, each group's latest
@@ -57,17 +65,13 @@ class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
         """
         rows = self.with_billed_at().order_by()
         group = ("metric_id", *keys)
-        totals: dict[tuple[Any, ...], int] = {}
+        tallies: dict[tuple[Any, ...], Tally] = {}
         grouped = rows.values_list(*group, "metric__aggregation").annotate(
             total=Sum("value"), events=Count("pk")
         )
-        last = False
         for *key, formula, total, events in grouped:
-            if formula == Metric.Aggregation.LAST:
-                last = True
-            else:
-                totals[tuple(key)] = events if formula == Metric.Aggregation.COUNT else total
-        if last:
+            tallies[tuple(key)] = Tally(formula, total, events)
+        if any(tally.formula == Metric.Aggregation.LAST for tally in tallies.values()):
             latest = (
                 rows.filter(metric__aggregation=Metric.Aggregation.LAST)
                 .annotate(
@@ -78,10 +82,14 @@ class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
                     )
                 )
                 .filter(rank=1)
-                .values_list(*group, "value")
+                .values_list(*group, "value", "billed_at", "pk")
             )
-            totals.update({tuple(key): value for *key, value in latest})
-        return totals
+            for *key, value, billed_at, pk in latest:
+                found = tallies[tuple(key)]
+                tallies[tuple(key)] = replace(
+                    found, last_value=value, last_at=billed_at, last_id=pk
+                )
+        return tallies
 
 
 class UsageEvent(models.Model):

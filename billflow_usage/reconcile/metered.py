@@ -41,6 +41,7 @@ from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported,
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import CORRECTION_PREFIX, LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
+from billflow_usage.models.usage_totals import Window, usage_totals
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.metered_decision import (
     Decision,
@@ -469,8 +470,11 @@ def _ledger_sides(pairs: list[Pair], *, now: datetime, settling: float) -> dict[
             rows = UsageEvent.objects.filter(
                 metric_id=metric_pk, customer_id__in=chunk
             ).billed_between(start, end)
-            totals = (
-                rows.filter(status=UsageEvent.Status.SENT).usage().totals_by_formula("customer_id")
+            totals = usage_totals(
+                [Window(metric_pk, start, end)],
+                customers=chunk,
+                statuses=[UsageEvent.Status.SENT],
+                by="customer_id",
             )
             awaiting = set(
                 rows.filter(identifier__startswith=CORRECTION_PREFIX)

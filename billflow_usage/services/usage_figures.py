@@ -16,13 +16,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
-from django.db.models import Count, Q
-from django.db.models.functions import TruncDate
+from django.db.models import Count
 from django.utils import timezone
 
 from billflow_usage.backends.base import BaseBackend, UsageQuery
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
-from billflow_usage.models.usage_event import UsageEventQuerySet
+from billflow_usage.models.usage_totals import Window, detail_rows, usage_totals
 from billflow_usage.reconcile.metered import minute_floor
 from billflow_usage.services.backend_access import BackendFailure, describe_failure, request_backend
 
@@ -152,21 +151,6 @@ def _period(link: SubscriptionItemLink | None, month: Period) -> Period:
     return Period(minute_floor(link.current_period_start), minute_floor(link.current_period_end))
 
 
-def _billed_rows(customer_id: str, periods: dict[int, Period]) -> UsageEventQuerySet:
-    """The customer's usage rows (sent or pending) in each metric's period, with their UTC day
-    (``day``) by the time Stripe files them."""
-    in_period = Q()
-    for metric_pk, period in periods.items():
-        in_period |= Q(metric_id=metric_pk, billed_at__gte=period.start, billed_at__lt=period.end)
-    return (
-        UsageEvent.objects.filter(customer_id=customer_id, status__in=BILLED_STATUSES)
-        .usage()
-        .with_billed_at()
-        .filter(in_period)
-        .annotate(day=TruncDate("billed_at", tzinfo=UTC))
-    )
-
-
 def _count_ledger(
     customer_id: str, metered: dict[int, MetricFigures], now: datetime
 ) -> list[DailySeries]:
@@ -177,11 +161,14 @@ def _count_ledger(
     """
     if not metered:
         return []
-    rows = _billed_rows(customer_id, {pk: f.period for pk, f in metered.items()})
+    windows = [Window(pk, f.period.start, f.period.end) for pk, f in metered.items()]
     series = {pk: DailySeries(f.metric, f.period.days(until=now)) for pk, f in metered.items()}
-    for (metric_pk, day), total in rows.totals_by_formula("day").items():
+    daily = usage_totals(windows, customers=[customer_id], statuses=BILLED_STATUSES, by="day")
+    for (metric_pk, day), total in daily.items():
         series[metric_pk].values[day] = total
-    pending = rows.filter(status=UsageEvent.Status.PENDING).values_list("metric_id")
+    pending = detail_rows(
+        windows, customers=[customer_id], statuses=[UsageEvent.Status.PENDING], by="customer_id"
+    ).values_list("metric_id")
     for metric_pk, events in pending.annotate(events=Count("pk")).order_by():
         metered[metric_pk].pending_events = events
     for metric_pk, figures in metered.items():

@@ -126,6 +126,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billflow_usage.tasks.sync_usage",
         "schedule": env.float("BILLFLOW_SYNC_EVERY", default=3600.0),
     },
+    # billflow_prune daily: delivered rows of closed periods older than this become rollups.
+    "billflow-prune": {
+        "task": "billflow_usage.tasks.prune_usage",
+        "schedule": env.float("BILLFLOW_PRUNE_EVERY", default=86400.0),
+        "kwargs": {"older_than": env.int("BILLFLOW_PRUNE_OLDER_THAN", default=90)},
+    },
 }
 
 LOGGING = {

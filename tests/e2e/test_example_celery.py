@@ -74,6 +74,7 @@ def test_the_example_loads_its_celery_app_and_schedules_delivery_and_sync() -> N
             {"time_limit": 50.0},
         ],
         "billflow-sync": ["billflow_usage.tasks.sync_usage", True, 3600.0, {}],
+        "billflow-prune": ["billflow_usage.tasks.prune_usage", True, 86400.0, {"older_than": 90}],
     }
     assert loaded["delivery"] == [True, True, 1, 900]
 
