@@ -13,6 +13,7 @@ class BillflowUsageConfig(AppConfig):
         from billflow_usage.installation import create_installation
         from billflow_usage.tracking import checks as tracking_checks  # noqa: F401
         from billflow_usage.tracking.discovery import discover
+        from billflow_usage.usage_limits import checks as limit_checks  # noqa: F401
         from billflow_usage.webhooks import connect_djstripe
 
         post_migrate.connect(

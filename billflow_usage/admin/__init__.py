@@ -6,6 +6,7 @@ from billflow_usage.admin.metrics import MetricAdmin
 from billflow_usage.admin.subscription_items import SubscriptionItemLinkAdmin
 from billflow_usage.admin.sync_reports import SyncReportAdmin
 from billflow_usage.admin.usage_events import UsageEventAdmin
+from billflow_usage.admin.usage_limits import UsageLimitAdmin, UsageThresholdCrossingAdmin
 from billflow_usage.admin.usage_mixin import UsageAdminMixin
 
 __all__ = [
@@ -14,4 +15,6 @@ __all__ = [
     "SyncReportAdmin",
     "UsageAdminMixin",
     "UsageEventAdmin",
+    "UsageLimitAdmin",
+    "UsageThresholdCrossingAdmin",
 ]
