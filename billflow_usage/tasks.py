@@ -9,6 +9,7 @@ from __future__ import annotations
 from celery import shared_task
 
 from billflow_usage.delivery import deliver_pending
+from billflow_usage.usage_limits.folding import fold_usage
 
 
 @shared_task(name="billflow_usage.tasks.deliver_usage", ignore_result=True)
@@ -17,6 +18,8 @@ def deliver_usage(
     max_batches: int | None = None,
     time_limit: float | None = None,
 ) -> dict[str, int]:
-    """Deliver what is due; returns the counts of :class:`DeliveryStats`."""
+    """Fold new rows into hourly totals, then deliver what is due; returns the counts of
+    :class:`DeliveryStats`."""
+    fold_usage()
     stats = deliver_pending(batch_size=batch_size, max_batches=max_batches, time_limit=time_limit)
     return stats.as_dict()
