@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         tracking_disabled,
     )
     from billflow_usage.usage_limits.checking import LimitStatus, check_limit
+    from billflow_usage.usage_limits.decorators import limited
     from billflow_usage.usage_limits.usage import current_usage
 
 #: The one place the version is written: pyproject.toml reads it from here.
@@ -49,6 +50,7 @@ _PUBLIC = {
     "check_limit": "billflow_usage.usage_limits.checking",
     "LimitStatus": "billflow_usage.usage_limits.checking",
     "LimitExceeded": "billflow_usage.exceptions",
+    "limited": "billflow_usage.usage_limits.decorators",
 }
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "bulk_create_with_usage",
     "check_limit",
     "current_usage",
+    "limited",
     "record_usage",
     "record_usage_bulk",
     "set_quantity",
