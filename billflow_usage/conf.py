@@ -67,6 +67,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds a meter error webhook request's signature stays valid (Stripe's libraries use
     # 300): older requests are refused as replays, before any database or Stripe work.
     "METER_WEBHOOK_TOLERANCE": 300,
+    # billflow_usage.urls' usage view: a dotted path to a callable taking the request and
+    # returning its customer (a "cus_..." ID, a dj-stripe Customer or subscriber) or None.
+    "CUSTOMER_FOR_REQUEST": None,
 }
 
 
