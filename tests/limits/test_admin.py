@@ -42,3 +42,23 @@ def test_licensed_metrics_are_not_offered(admin_client, api_calls) -> None:
     page = admin_client.get("/admin/billflow_usage/usagelimit/add/").content
     assert b"api-calls" in page or b"Api-Calls" in page
     assert b"Seats" not in page
+
+
+def test_the_usage_page_shows_limits_remaining_and_crossings(
+    admin_client, api_calls, django_capture_on_commit_callbacks
+) -> None:
+    import billflow_usage
+    from tests.factories import UsageLimitFactory
+
+    UsageLimitFactory(metric=api_calls, limit=10, thresholds=[50, 100])
+    with django_capture_on_commit_callbacks(execute=True):
+        billflow_usage.record_usage(api_calls, "cus_Page1", 6, enforce_limit=True)
+    page = admin_client.get("/admin/billflow_usage/usageevent/customer/cus_Page1/usage/")
+    html = page.content.decode()
+    assert 'id="bfu-usage-limits"' in html
+    row = html[html.index('id="bfu-usage-limits"') :]
+    assert "10 (hard)" in row
+    assert "warns at 50%, 100%" in row
+    assert '<td class="bfu-number">6</td>' in row
+    assert '<td class="bfu-number">4</td>' in row
+    assert "<td>50%</td>" in row
