@@ -17,7 +17,15 @@ from datetime import date
 import django
 
 #: Every benchmark module, in the order they run; each has ``run() -> list[Figure]``.
-BENCHMARKS = ["hot_path", "delivery", "scale_out", "seats", "reconciliation", "memory"]
+BENCHMARKS = [
+    "hot_path",
+    "delivery",
+    "scale_out",
+    "seats",
+    "reconciliation",
+    "memory",
+    "limits",
+]
 
 
 def main() -> int:

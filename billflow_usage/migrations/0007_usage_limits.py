@@ -134,7 +134,7 @@ class Migration(migrations.Migration):
             model_name="usageevent",
             index=models.Index(
                 condition=models.Q(("folded", False)),
-                fields=["customer_id", "metric"],
+                fields=["customer_id", "metric", "occurred_at"],
                 name="bfu_event_unfolded_idx",
             ),
         ),

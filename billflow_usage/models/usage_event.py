@@ -208,7 +208,7 @@ class UsageEvent(models.Model):
             ),
             # Rows not folded into hourly totals yet: few, and read live by current_usage.
             models.Index(
-                fields=["customer_id", "metric"],
+                fields=["customer_id", "metric", "occurred_at"],
                 condition=Q(folded=False),
                 name="bfu_event_unfolded_idx",
             ),

@@ -109,13 +109,15 @@ def add_to_hours(tallies: dict[HourKey, Tally], using: str) -> None:
         [UsageHourTotal(metric_id=m, customer_id=c, hour=h) for m, c, h in sorted(tallies)],
         ignore_conflicts=True,
     )
+    changed = []
     for bucket in locked_hours(tallies, using):
         key = (bucket.metric_id, bucket.customer_id, bucket.hour)
         if key in tallies:
             tally = bucket.tally()
             tally.merge(tallies[key])
             bucket.set_tally(tally)
-            bucket.save(using=using, update_fields=TALLY_FIELDS)
+            changed.append(bucket)
+    UsageHourTotal.objects.using(using).bulk_update(changed, TALLY_FIELDS, batch_size=1000)
 
 
 def recompute_hours(keys: Iterable[HourKey], using: str) -> None:

@@ -97,7 +97,9 @@ def applicable_limit(metric: Metric, customer_id: str) -> UsageLimit | None:
     """The most specific limit: the customer's own, else one of a price the customer is
     subscribed to (the highest, if several), else the one for everyone."""
     limits = list(
-        UsageLimit.objects.filter(Q(customer_id=customer_id) | Q(customer_id=""), metric=metric)
+        UsageLimit.objects.filter(
+            Q(customer_id=customer_id) | Q(customer_id=""), metric=metric
+        ).order_by()  # no join for the admin's ordering by metric
     )
     own = [x for x in limits if x.customer_id == customer_id]
     if own:

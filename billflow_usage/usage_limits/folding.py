@@ -6,9 +6,9 @@ exact whether it ran or not, since readers add the rows not folded yet.
 
 Each batch locks the rows it folds (``SKIP LOCKED``: concurrent folds share the work, and a
 cancellation waits for the fold holding its row, then recounts the hour), adds them to their
-hours and marks them folded in one transaction. It also notices the threshold crossings of
+hours and marks them folded in one transaction. Then it notices the threshold crossings of
 usage recorded without ``enforce_limit`` (trackers, bulk paths), in the current billing
-period, and announces them after its commit.
+period, and announces them after that transaction commits.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict
 from datetime import datetime
 
-from django.db import router, transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from billflow_usage.delivery.claim import lock_skipping
@@ -32,27 +32,60 @@ logger = logging.getLogger("billflow_usage.limits")
 
 #: Rows folded per transaction.
 FOLD_BATCH_SIZE = 5000
+#: A fold of at least this many rows refreshes PostgreSQL's statistics of the ledger.
+ANALYZE_AFTER = 100_000
 
 FIELDS = ("pk", "metric_id", "customer_id", "occurred_at", "value", "status", "identifier")
 
 
 def fold_usage(*, batch_size: int = FOLD_BATCH_SIZE, max_batches: int | None = None) -> int:
-    """Fold the rows not folded yet, batch after batch; returns how many were folded."""
+    """Fold the rows not folded yet, batch after batch, then record the threshold crossings
+    of the customers whose rows were folded; returns how many rows were folded.
+
+    Crossings are looked for once the batches are done, not per batch: a backlog's figures
+    include every row not folded yet, so a look per batch would sum the backlog again and
+    again. A crash in between delays the crossing until the customer's next folded usage.
+    """
+    using = router.db_for_write(UsageEvent)
     folded = batches = 0
+    pairs: set[tuple[int, str]] = set()
     while max_batches is None or batches < max_batches:
-        count = fold_batch(batch_size)
+        count = fold_batch(batch_size, pairs=pairs, using=using)
         folded += count
         batches += 1
         if count < batch_size:
             break
+    if folded >= ANALYZE_AFTER:
+        _refresh_statistics(using)
+    if pairs:
+        with transaction.atomic(using=using):
+            _notice_crossings(pairs, using)
     if folded:
         logger.debug("Folded %s ledger rows into hourly totals", folded)
     return folded
 
 
-def fold_batch(batch_size: int = FOLD_BATCH_SIZE) -> int:
-    """Fold at most ``batch_size`` rows in one transaction; returns how many."""
-    using = router.db_for_write(UsageEvent)
+def _refresh_statistics(using: str) -> None:
+    """After a large fold, do what autovacuum would do soon: clean and count the ledger.
+
+    Until then PostgreSQL's statistics still say most rows are unfolded, so its planner
+    would read a customer's unfolded rows with a scan of the ledger instead of the small
+    ``bfu_event_unfolded_idx``, and that index still holds the folded rows' dead entries.
+    VACUUM skips the pages nothing changed on; inside a transaction (where VACUUM can't run)
+    only ANALYZE, which reads a fixed-size sample.
+    """
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        return
+    table = connection.ops.quote_name(UsageEvent._meta.db_table)
+    command = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+    with connection.cursor() as cursor:
+        cursor.execute(f"{command} {table}")
+
+
+def fold_batch(batch_size: int, *, pairs: set[tuple[int, str]], using: str) -> int:
+    """Fold at most ``batch_size`` rows in one transaction; returns how many, and adds the
+    (metric, customer) pairs they count for to ``pairs``."""
     with transaction.atomic(using=using):
         waiting = UsageEvent.objects.using(using).filter(folded=False)
         # Ordered as bfu_event_unfolded_idx, which finds them without a scan of the ledger.
@@ -66,7 +99,7 @@ def fold_batch(batch_size: int = FOLD_BATCH_SIZE) -> int:
         tallies = _tallies(rows)
         add_to_hours(tallies, using)
         UsageEvent.objects.using(using).filter(pk__in=[row[0] for row in rows]).update(folded=True)
-        _notice_crossings({(metric, customer) for metric, customer, _ in tallies}, using)
+    pairs.update((metric, customer) for metric, customer, _ in tallies)
     return len(rows)
 
 
