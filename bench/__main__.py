@@ -25,6 +25,7 @@ BENCHMARKS = [
     "reconciliation",
     "memory",
     "scale",
+    "limits",
 ]
 
 

@@ -22,6 +22,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from billflow_usage.exceptions import LimitExceeded
     from billflow_usage.ledger import Usage, record_usage, record_usage_bulk, set_quantity
     from billflow_usage.tracking import (
         bulk_create_with_usage,
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
         track_quantity,
         tracking_disabled,
     )
+    from billflow_usage.usage_limits.checking import LimitStatus, check_limit
+    from billflow_usage.usage_limits.decorators import limited
+    from billflow_usage.usage_limits.usage import current_usage
 
 #: The one place the version is written: pyproject.toml reads it from here.
 __version__ = "0.1.0"
@@ -42,11 +46,21 @@ _PUBLIC = {
     "track_quantity": "billflow_usage.tracking",
     "tracking_disabled": "billflow_usage.tracking",
     "bulk_create_with_usage": "billflow_usage.tracking",
+    "current_usage": "billflow_usage.usage_limits.usage",
+    "check_limit": "billflow_usage.usage_limits.checking",
+    "LimitStatus": "billflow_usage.usage_limits.checking",
+    "LimitExceeded": "billflow_usage.exceptions",
+    "limited": "billflow_usage.usage_limits.decorators",
 }
 
 __all__ = [
+    "LimitExceeded",
+    "LimitStatus",
     "Usage",
     "bulk_create_with_usage",
+    "check_limit",
+    "current_usage",
+    "limited",
     "record_usage",
     "record_usage_bulk",
     "set_quantity",

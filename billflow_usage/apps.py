@@ -15,6 +15,7 @@ class BillflowUsageConfig(AppConfig):
         from billflow_usage.services.setup import checks as setup_checks  # noqa: F401
         from billflow_usage.tracking import checks as tracking_checks  # noqa: F401
         from billflow_usage.tracking.discovery import discover
+        from billflow_usage.usage_limits import checks as limit_checks  # noqa: F401
         from billflow_usage.webhooks import connect_djstripe
 
         post_migrate.connect(

@@ -75,6 +75,9 @@ DEFAULTS: dict[str, Any] = {
     # billflow_status: seconds pending rows may keep failing with nothing delivered before
     # Stripe counts as unreachable (broken, exit 2).
     "STATUS_UNREACHABLE_AFTER": 1800,
+    # billflow_usage.urls' usage view: a dotted path to a callable taking the request and
+    # returning its customer (a "cus_..." ID, a dj-stripe Customer or subscriber) or None.
+    "CUSTOMER_FOR_REQUEST": None,
 }
 
 

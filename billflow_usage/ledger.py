@@ -57,14 +57,24 @@ def record_usage(
     timestamp: datetime | None = None,
     identifier: str | None = None,
     source: models.Model | None = None,
+    enforce_limit: bool = False,
 ) -> UsageEvent:
     """Add ``value`` units of a metered ``metric`` for ``customer`` to the ledger.
 
     Repeating a call with the same ``identifier`` and content returns the row already
     recorded, so retries are safe; the same identifier with other content raises
     :class:`~billflow_usage.exceptions.IdentifierConflict`.
+
+    With ``enforce_limit=True`` the customer's ``UsageLimit`` is checked and the usage
+    recorded atomically: past a hard limit it raises
+    :class:`~billflow_usage.exceptions.LimitExceeded` and records nothing.
     """
     event = build_event(Usage(metric, customer, value, timestamp, identifier, source))
+    if enforce_limit:
+        # Imported here: limits build on the ledger, and plain recording never needs them.
+        from billflow_usage.usage_limits.enforcement import store_within_limit
+
+        return store_within_limit(event, timestamp_given=timestamp is not None)
     return store_event(event, timestamp_given=timestamp is not None)
 
 

@@ -16,6 +16,14 @@
     rows (``code`` may also be ``timestamp_too_far_in_past`` for events past Stripe's 35 days,
     or the last retryable error's code once ``MAX_ATTEMPTS`` ran out). Sent once per distinct
     (code, message) in a batch, after the marking committed.
+
+``usage_threshold_crossed``: a customer's usage reached a threshold of its ``UsageLimit``
+    (a percentage of the limit; 100 is the limit itself). ``sender`` is ``UsageLimit``;
+    kwargs ``metric`` (the key), ``customer_id``, ``threshold`` (percent), ``used``,
+    ``limit`` and ``period_start``. Sent once per threshold, customer, metric and billing
+    period (the crossing is stored, so once across processes and restarts), after the commit
+    that stored it: at once for usage recorded with ``enforce_limit=True``, else when the
+    folding step (workers) counts the rows, trackers' and bulk paths' included.
 """
 
 from django.dispatch import Signal
@@ -23,3 +31,4 @@ from django.dispatch import Signal
 usage_recorded = Signal()
 usage_delivered = Signal()
 delivery_failed = Signal()
+usage_threshold_crossed = Signal()

@@ -19,6 +19,7 @@ from billflow_usage.bounds import PRUNE_AGE
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.reconcile import SyncOptions, run_sync
 from billflow_usage.services.pruning import prune
+from billflow_usage.usage_limits.folding import fold_usage
 
 logger = logging.getLogger("billflow_usage.tasks")
 
@@ -29,7 +30,9 @@ def deliver_usage(
     max_batches: int | None = None,
     time_limit: float | None = None,
 ) -> dict[str, int]:
-    """Deliver what is due; returns the counts of :class:`DeliveryStats`."""
+    """Fold new rows into hourly totals, then deliver what is due; returns the counts of
+    :class:`DeliveryStats`."""
+    fold_usage()
     stats = deliver_pending(batch_size=batch_size, max_batches=max_batches, time_limit=time_limit)
     return stats.as_dict()
 

@@ -5,7 +5,7 @@ import factory
 from django.utils import timezone
 from djstripe.models import Customer
 
-from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent, UsageLimit
 from tests.testapp.models import Member, Order, Workspace
 
 
@@ -128,3 +128,18 @@ class UsageEventFactory(factory.django.DjangoModelFactory):
             last_error_message="It would have been recorded as 'abc': fix the cause, then "
             "record it with record_usage(..., identifier='abc').",
         )
+
+
+class UsageLimitFactory(factory.django.DjangoModelFactory):
+    """A hard limit for everyone; ``soft=True`` only warns, ``customer_id=`` or
+    ``stripe_price_id=`` narrows the scope."""
+
+    class Meta:
+        model = UsageLimit
+
+    metric = factory.SubFactory(MetricFactory)
+    limit = 10
+    kind = UsageLimit.Kind.HARD
+
+    class Params:
+        soft = factory.Trait(kind=UsageLimit.Kind.SOFT)

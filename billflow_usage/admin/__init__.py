@@ -9,6 +9,7 @@ from billflow_usage.admin.metrics import MetricAdmin
 from billflow_usage.admin.subscription_items import SubscriptionItemLinkAdmin
 from billflow_usage.admin.sync_reports import SyncReportAdmin
 from billflow_usage.admin.usage_events import UsageEventAdmin
+from billflow_usage.admin.usage_limits import UsageLimitAdmin, UsageThresholdCrossingAdmin
 from billflow_usage.admin.usage_mixin import UsageAdminMixin
 
 show_health_on_index(admin.site)
@@ -19,4 +20,6 @@ __all__ = [
     "SyncReportAdmin",
     "UsageAdminMixin",
     "UsageEventAdmin",
+    "UsageLimitAdmin",
+    "UsageThresholdCrossingAdmin",
 ]

@@ -17,6 +17,7 @@ from billflow_usage.admin.usage_chart import build_chart
 from billflow_usage.customers import customer_id as checked_customer_id
 from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.services.usage_figures import customer_usage
+from billflow_usage.usage_limits.overview import customer_limits
 
 TEMPLATE = "admin/billflow_usage/customer_usage.html"
 #: The URL name (in the admin site's namespace) of the page under the ledger's admin.
@@ -64,6 +65,7 @@ def render_customer_usage(
     usage = customer_usage(customer_id)
     context |= {
         "usage": usage,
+        "limits": customer_limits(customer_id),
         "chart": build_chart(customer_id, usage.daily, usage.days) if usage.daily else None,
         "ledger_url": reverse(f"{admin_site.name}:billflow_usage_usageevent_changelist")
         + "?"

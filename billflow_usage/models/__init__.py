@@ -7,7 +7,9 @@ from billflow_usage.models.processed_event import ProcessedMeterErrorEvent
 from billflow_usage.models.subscription_item import SubscriptionItemLink
 from billflow_usage.models.sync_report import SyncReport
 from billflow_usage.models.usage_event import UsageEvent
+from billflow_usage.models.usage_limit import UsageGate, UsageLimit, UsageThresholdCrossing
 from billflow_usage.models.usage_rollup import UsageRollup
+from billflow_usage.models.usage_total import UsageHourTotal
 
 __all__ = [
     "DeliveryGroup",
@@ -17,5 +19,9 @@ __all__ = [
     "SubscriptionItemLink",
     "SyncReport",
     "UsageEvent",
+    "UsageGate",
+    "UsageHourTotal",
+    "UsageLimit",
     "UsageRollup",
+    "UsageThresholdCrossing",
 ]

@@ -6,7 +6,7 @@ from typing import Any, Self
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import Coalesce, RowNumber
 from django.utils import timezone
@@ -45,6 +45,32 @@ class UsageEventQuerySet(models.QuerySet["UsageEvent"]):
         return self.exclude(status=UsageEvent.Status.CANCELLED).exclude(
             identifier__startswith=CORRECTION_PREFIX
         )
+
+    def cancel(self, **fields: Any) -> int:
+        """Mark these rows cancelled (with ``fields``, e.g. the reason), and recount the
+        hourly totals of those already folded, so current usage drops them exactly. Every
+        cancellation goes through here. Returns how many rows changed."""
+        from billflow_usage.models.usage_total import hour_of, recompute_hours
+
+        using = self.db
+        pks = list(self.values_list("pk", flat=True))
+        if not pks:
+            return 0
+        with transaction.atomic(using=using):
+            # The UPDATE keeps this queryset's conditions, evaluated as it locks each row.
+            changed = self.filter(pk__in=pks).update(status=UsageEvent.Status.CANCELLED, **fields)
+            # Read after the UPDATE waited for any fold holding these rows.
+            folded = UsageEvent.objects.using(using).filter(
+                pk__in=pks, status=UsageEvent.Status.CANCELLED, folded=True, metric__isnull=False
+            )
+            keys = {
+                (metric, customer, hour_of(at))
+                for metric, customer, at in folded.values_list(
+                    "metric_id", "customer_id", "occurred_at"
+                )
+            }
+            recompute_hours(keys, using)
+        return changed
 
     def totals_by_formula(self, *keys: str) -> dict[tuple[Any, ...], int]:
         """Each metric's total (per value of ``keys``, fields or annotations) by the metric's
@@ -163,6 +189,9 @@ class UsageEvent(models.Model):
     last_error_message = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Counted in its hour's ``UsageHourTotal`` by the folding step (never by the INSERT that
+    #: records it: the database default lets that INSERT leave the column out).
+    folded = models.BooleanField(default=False, db_default=False, editable=False)
 
     objects = UsageEventQuerySet.as_manager()
 
@@ -217,6 +246,12 @@ class UsageEvent(models.Model):
             # A group's members (few rows have a group: the index holds only those).
             models.Index(
                 fields=["group"], condition=Q(group__isnull=False), name="bfu_event_group_idx"
+            ),
+            # Rows not folded into hourly totals yet: few, and read live by current_usage.
+            models.Index(
+                fields=["customer_id", "metric", "occurred_at"],
+                condition=Q(folded=False),
+                name="bfu_event_unfolded_idx",
             ),
         ]
 

@@ -53,7 +53,5 @@ def cancel_in_stripe(
         UsageEvent.objects.filter(
             pk__in=[row.pk for row in rows],
             status__in=[UsageEvent.Status.SENT, UsageEvent.Status.FAILED],
-        ).update(
-            status=UsageEvent.Status.CANCELLED, last_error_code=code, last_error_message=message
-        )
+        ).cancel(last_error_code=code, last_error_message=message)
     return result

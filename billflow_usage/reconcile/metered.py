@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, QuerySet
 
@@ -42,6 +42,7 @@ from billflow_usage.exceptions import InvalidUsage
 from billflow_usage.identifiers import CORRECTION_PREFIX, LibraryIdentifier, derived_identifier
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
 from billflow_usage.models.usage_totals import Window, usage_totals
+from billflow_usage.periods import minute_floor
 from billflow_usage.reconcile.cancellation import cancel_in_stripe, cancellable_since
 from billflow_usage.reconcile.metered_decision import (
     Decision,
@@ -122,10 +123,6 @@ class Correction:
 
     entry: MeteredEntry
     event_ids: tuple[int, ...]
-
-
-def minute_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(second=0, microsecond=0)
 
 
 def settled_until(now: datetime, settling: float) -> datetime:

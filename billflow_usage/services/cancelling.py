@@ -70,7 +70,7 @@ def _cancel_pending(
         with transaction.atomic(using=router.db_for_write(UsageEvent)):
             changed = UsageEvent.objects.filter(
                 unclaimed, pk__in=[e.pk for e in unit], status=UsageEvent.Status.PENDING
-            ).update(status=UsageEvent.Status.CANCELLED, next_attempt_at=now)
+            ).cancel(next_attempt_at=now)
             if changed != len(unit):
                 transaction.set_rollback(True)
                 busy += len(unit)

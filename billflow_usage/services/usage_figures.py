@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime
 
 from django.db.models import Count
 from django.utils import timezone
@@ -22,36 +22,12 @@ from django.utils import timezone
 from billflow_usage.backends.base import BaseBackend, UsageQuery
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
 from billflow_usage.models.usage_totals import Window, detail_rows, usage_totals
-from billflow_usage.reconcile.metered import minute_floor
+from billflow_usage.periods import Period, calendar_month, stored_period
 from billflow_usage.services.backend_access import BackendFailure, describe_failure, request_backend
 
 logger = logging.getLogger("billflow_usage.admin")
 
 BILLED_STATUSES = (UsageEvent.Status.SENT, UsageEvent.Status.PENDING)
-
-
-@dataclass(frozen=True)
-class Period:
-    """``[start, end)``; ``from_subscription`` is False for the calendar-month fallback."""
-
-    start: datetime
-    end: datetime
-    from_subscription: bool = True
-
-    def days(self, *, until: datetime | None = None) -> list[date]:
-        """The UTC days of the period, or of its part up to ``until``."""
-        last_moment = self.end - timedelta(microseconds=1)
-        if until is not None:
-            last_moment = min(last_moment, until)
-        first, last = self.start.astimezone(UTC).date(), last_moment.astimezone(UTC).date()
-        return [first + timedelta(days=n) for n in range((last - first).days + 1)]
-
-
-def calendar_month(now: datetime) -> Period:
-    """The UTC calendar month around ``now``: the period of a metric without a subscription."""
-    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    end = (start + timedelta(days=32)).replace(day=1)
-    return Period(start, end, from_subscription=False)
 
 
 @dataclass
@@ -146,9 +122,10 @@ def customer_usage(customer_id: str, *, now: datetime | None = None) -> Customer
 
 
 def _period(link: SubscriptionItemLink | None, month: Period) -> Period:
-    if link is None or not (link.current_period_start and link.current_period_end):
-        return month
-    return Period(minute_floor(link.current_period_start), minute_floor(link.current_period_end))
+    stored = (
+        None if link is None else stored_period(link.current_period_start, link.current_period_end)
+    )
+    return stored or month
 
 
 def _count_ledger(

@@ -313,8 +313,7 @@ class MeteredTracker(Tracker):
         )
         never_tried = Q(status=UsageEvent.Status.PENDING, attempts=0, claimed_until__isnull=True)
         unsent = never_tried | Q(status=UsageEvent.Status.FAILED)
-        rows.filter(unsent).update(
-            status=UsageEvent.Status.CANCELLED,
+        rows.filter(unsent).cancel(
             last_error_code=SOURCE_DELETED,
             last_error_message=f"{instance._meta.label} {instance.pk} was deleted before "
             "this usage was sent.",

@@ -97,6 +97,8 @@ BILLFLOW_USAGE = {
     # defaults (2 s doubling up to an hour) in production.
     "RETRY_BASE_DELAY": env.float("BILLFLOW_RETRY_BASE_DELAY", default=0.2),
     "RETRY_MAX_DELAY": env.float("BILLFLOW_RETRY_MAX_DELAY", default=2.0),
+    # Whose usage billflow_usage.urls shows: the signed-in user's workspace.
+    "CUSTOMER_FOR_REQUEST": "saas.views.workspace_for_request",
 }
 
 # Celery (config/celery.py reads the CELERY_* names). What matters for delivery is in

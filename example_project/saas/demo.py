@@ -26,7 +26,14 @@ from djstripe.models import Customer
 import billflow_usage
 from billflow_usage.backends.stripe import StripeBackend
 from billflow_usage.delivery import DeliveryStats, deliver_pending
-from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent
+from billflow_usage.models import (
+    Metric,
+    SubscriptionItemLink,
+    UsageEvent,
+    UsageHourTotal,
+    UsageLimit,
+    UsageThresholdCrossing,
+)
 from billflow_usage.reconcile import SyncOptions, run_sync
 from billflow_usage.testing.fake_stripe import FakeStripe
 from saas.models import ApiCall, Member, Workspace
@@ -100,6 +107,8 @@ def _undelivered() -> bool:
 def reset() -> None:
     """Forget an earlier run's data, so the demo can run again on the same database."""
     UsageEvent.objects.all().delete()
+    UsageHourTotal.objects.all().delete()
+    UsageThresholdCrossing.objects.all().delete()
     SubscriptionItemLink.objects.all().delete()
     Customer.objects.filter(subscriber__isnull=False).delete()
     Workspace.objects.all().delete()
@@ -123,6 +132,17 @@ def seed(
         if fake is not None:
             fake.clock.reset()
     return catalog, workspaces
+
+
+def plan_limits() -> None:
+    """Every workspace may make 1,000 API calls a period (warned at 80% and 100%)."""
+    metric = Metric.objects.get(key="api-calls")
+    UsageLimit.objects.update_or_create(
+        metric=metric,
+        customer_id="",
+        stripe_price_id="",
+        defaults={"limit": 1000, "kind": UsageLimit.Kind.HARD, "thresholds": [80, 100]},
+    )
 
 
 def simulate_traffic(
@@ -247,6 +267,7 @@ def run(write: Callable[[str], None]) -> None:
         history = HISTORY if fake is not None else timedelta(0)
         since = now - history - timedelta(days=1)
         catalog, workspaces = seed(client, started=since, fake=fake)
+        plan_limits()
         write(f"Created a meter, two prices and {len(workspaces)} subscribed customers.")
         simulate_traffic(workspaces, history=history, now=now)
         recorded = UsageEvent.objects.count()

@@ -35,6 +35,8 @@ class ExampleSite:
     url: str
     stripe: FakeStripe
     vendor: str  # the database's: "sqlite" or "postgresql"
+    #: The environment its processes run in, for more ``manage(...)`` calls.
+    env: dict[str, str]
 
 
 def free_port() -> int:
@@ -154,4 +156,4 @@ def running_example(workdir: Path) -> Iterator[ExampleSite]:
             background(env, workdir / "worker.log", "billflow_worker", "--idle-sleep", "0.2")
         )
         wait_until_serving(url, server, server_log)
-        yield ExampleSite(url, stripe, vendor)
+        yield ExampleSite(url, stripe, vendor, env)

@@ -19,12 +19,20 @@ from django.utils import timezone
 
 from billflow_usage.admin import UsageAdminMixin
 from billflow_usage.admin.reconciliation import PERMISSIONS as RECONCILE_PERMISSIONS
-from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
+from billflow_usage.models import (
+    Metric,
+    SubscriptionItemLink,
+    SyncReport,
+    UsageEvent,
+    UsageLimit,
+    UsageThresholdCrossing,
+)
 from tests.admin import host_site
 from tests.factories import (
     MetricFactory,
     SubscriptionItemLinkFactory,
     UsageEventFactory,
+    UsageLimitFactory,
     WorkspaceFactory,
 )
 from tests.testapp.models import Workspace
@@ -66,6 +74,16 @@ def objects() -> dict[type[Model], Model]:
         SubscriptionItemLink: SubscriptionItemLinkFactory(),
         SyncReport: SyncReport.objects.create(started_at=timezone.now(), mode="check"),
         Workspace: WorkspaceFactory(),
+        UsageLimit: UsageLimitFactory(),
+        UsageThresholdCrossing: UsageThresholdCrossing.objects.create(
+            metric=MetricFactory(key="perm_crossed"),
+            customer_id="cus_Perm",
+            period_start=timezone.now(),
+            threshold=80,
+            used=8,
+            limit=10,
+            crossed_at=timezone.now(),
+        ),
     }
 
 

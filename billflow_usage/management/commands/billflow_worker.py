@@ -26,6 +26,7 @@ from billflow_usage.bounds import BATCH_SIZE, IDLE_SLEEP, WORKER_THREADS, check_
 from billflow_usage.delivery import DeliveryStats, deliver_pending
 from billflow_usage.models import SubscriptionItemLink, UsageEvent
 from billflow_usage.tracking.seats import refresh_stale_quantities
+from billflow_usage.usage_limits.folding import fold_usage
 
 logger = logging.getLogger("billflow_usage")
 
@@ -132,6 +133,8 @@ class Command(BaseCommand):
             try:
                 # Seat counts a crash left stale are recounted first, so they are pushed too.
                 refresh_stale_quantities()
+                # New rows into hourly totals (and the threshold crossings they bring).
+                fold_usage(max_batches=1)
                 stats = deliver_pending(backend=backend, batch_size=self.batch_size, max_batches=1)
             except Exception as exc:
                 if self.once:
