@@ -81,3 +81,31 @@ def test_cancelling_an_event_stripe_lost_is_made_up_by_the_next_sync(
     state.stripe_loses_an_event(pick=3371)
     state.settle()
     state.staff_cancels_rows(count=3, newest=False)
+
+
+def test_a_dead_workers_row_stays_apart_after_a_redo_refused_for_the_key(
+    state: BillingMachine,
+) -> None:
+    """A worker died after Stripe accepted the order's units (+3); the redo met a revoked key,
+    counted no attempt and cleared the dead claim's lease: the row looked never sent, so
+    aggregation grouped it with the deletion's -3 and Stripe billed 3 units of 0. Found by
+    the long exploration (2026-12-02), shrunk by hand."""
+    state.place_order(index=0, quantity=3, reuse=0)
+    state.worker_dies_after_stripe_answered()
+    state.delete_order(pick=0)
+    state.switch_delivery(delivery="worker", meter_api="v1", window=60)
+    state.api_key_revoked()
+    state.time_passes(seconds=900)
+    state.worker_round()
+
+
+def test_a_sync_that_could_not_read_subscriptions_leaves_links_to_the_next(
+    state: BillingMachine,
+) -> None:
+    """With the key revoked, billflow_sync could not see the replaced seat subscription (it
+    reports the error); the model took that sync as having followed it. Found by the long
+    exploration (2026-12-02), shrunk by hand; the model now expects the next sync."""
+    state.api_key_revoked()
+    state.add_member(index=0)
+    state.subscription_replaced(index=0, key="seats")
+    state.billflow_sync(apply=False)
