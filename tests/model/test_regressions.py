@@ -109,3 +109,22 @@ def test_a_sync_that_could_not_read_subscriptions_leaves_links_to_the_next(
     state.add_member(index=0)
     state.subscription_replaced(index=0, key="seats")
     state.billflow_sync(apply=False)
+
+
+def test_staff_never_cancel_here_what_a_dead_worker_sent(state: BillingMachine) -> None:
+    """The row was pending again once the dead worker's lease ran out; Cancel took it for
+    never sent and cancelled it in the ledger only, while Stripe billed it. Found while
+    reducing the long exploration's first failure (2026-12-02)."""
+    state.record_calls(index=0, value=7)
+    state.worker_dies_after_stripe_answered()
+    state.time_passes(seconds=301)
+    state.staff_cancels_rows(count=1, newest=False)
+
+
+def test_staff_never_cancel_here_what_a_lost_answer_sent(state: BillingMachine) -> None:
+    """Stripe stored the event and the answer was lost: the row waits for its retry, and
+    Cancel must not take it for never sent either."""
+    state.record_calls(index=0, value=7)
+    state.stripe_fails(fault="drop", times=1, events_only=True)
+    state.worker_round()
+    state.staff_cancels_rows(count=1, newest=False)
