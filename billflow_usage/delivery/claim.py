@@ -111,12 +111,18 @@ def claim_events(
     return Claim(token, selected, metrics, _groups(earlier_groups, formed, using))
 
 
-def release(*, using: str, token: uuid.UUID, ids: Collection[int]) -> int:
-    """Give unsent events back (due at once) without counting an attempt."""
-    return (
+def release(*, using: str, token: uuid.UUID, events: Collection[ClaimedEvent]) -> int:
+    """Give unsent events back (due at once) without counting an attempt, each with the
+    ended lease of the claim before this one, if any (see
+    :attr:`ClaimedEvent.claimed_until`)."""
+    by_lease: defaultdict[datetime | None, list[int]] = defaultdict(list)
+    for event in events:
+        by_lease[event.claimed_until].append(event.pk)
+    return sum(
         UsageEvent.objects.using(using)
         .filter(one_of("pk", ids, using), claim_token=token)
-        .update(claimed_until=None, claim_token=None)
+        .update(claimed_until=lease, claim_token=None)
+        for lease, ids in by_lease.items()
     )
 
 

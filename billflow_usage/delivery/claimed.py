@@ -39,6 +39,8 @@ class ClaimedEvent:
     attempts: int
     group_id: int | None
     #: Set when an earlier claim held the row (its worker died, or stalled past its lease).
+    #: A claim that gives the row back without counting an attempt (refused credentials, a
+    #: release) writes it back as it was, so :attr:`maybe_in_stripe` stays known.
     claimed_until: datetime | None
     #: When the row was recorded (delivery latency is measured from it).
     created_at: datetime

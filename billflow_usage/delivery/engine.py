@@ -130,7 +130,7 @@ def _deliver_events(
     refused_before = outage_watch.refused_batches
     sent, unsent = sending.send(items, backend, deadline=deadline, probe=refused_before > 0)
     if unsent:
-        stats.released = claim.release(using=using, token=held.token, ids=[e.pk for e in unsent])
+        stats.released = claim.release(using=using, token=held.token, events=unsent)
     _report_refused_credentials(backend, sent)
     marked = marking.mark(
         [*decided, *sent],

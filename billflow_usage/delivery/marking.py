@@ -43,7 +43,7 @@ CREDENTIALS_MAX_DELAY = 300.0
 
 
 class Written(NamedTuple):
-    """What marking writes on a row besides ``attempts`` and the cleared claim."""
+    """What marking writes on a row besides ``attempts`` and the claim token."""
 
     status: str
     #: Only a retry moves it.
@@ -53,9 +53,12 @@ class Written(NamedTuple):
     sent_at: datetime | None
     #: ``attempts`` +1, except for refused credentials.
     attempted: bool = True
+    #: The claim cleared; without an attempt counted, an earlier claim's ended lease is
+    #: written back (see :attr:`ClaimedEvent.claimed_until`).
+    claimed_until: datetime | None = None
 
     def columns(self) -> dict[str, object]:
-        """The UPDATE's values, ``attempts`` included."""
+        """The UPDATE's values, ``attempts`` and the cleared claim included."""
         values: dict[str, object] = self._asdict()
         del values["attempted"]
         if self.next_attempt_at is None:
@@ -145,9 +148,7 @@ def _apply(
     """One UPDATE per distinct set of values, on rows still held; how many were written."""
     written = 0
     for values, pks in writes.items():
-        written += _held(pks, token, using).update(
-            **values.columns(), claimed_until=None, claim_token=None
-        )
+        written += _held(pks, token, using).update(**values.columns(), claim_token=None)
     _mark_groups(groups, now, using)
     return written
 
@@ -183,7 +184,15 @@ def _written(
     code = result.code[:100]
     if result.rejects_credentials:
         pending = UsageEvent.Status.PENDING
-        return Written(pending, now + wait, code, result.message, None, attempted=False)
+        return Written(
+            pending,
+            now + wait,
+            code,
+            result.message,
+            None,
+            attempted=False,
+            claimed_until=event.claimed_until,
+        )
     if result.outcome == Outcome.RETRY and attempts < billflow_settings.MAX_ATTEMPTS:
         # One jittered delay per attempt count in a batch: rows that failed together retry
         # together (one claim, one request in v2), while other workers' rows spread out.

@@ -1,6 +1,8 @@
 """The ledger's Cancel action: what may be cancelled, and how.
 
-- Pending rows no worker holds are cancelled in the ledger: they never reach Stripe.
+- Pending rows never handed to Stripe (no attempt, no claim, expired or not) are cancelled in
+  the ledger: they never reach Stripe. One an earlier attempt or a dead worker may have sent
+  is left to be sent (Stripe counts it once), then cancelled like a sent row.
 - Sent rows Stripe received less than 24 hours ago are cancelled in Stripe (the shared
   :func:`~billflow_usage.reconcile.cancellation.cancel_in_stripe`), and marked cancelled only
   once Stripe confirms.
@@ -25,6 +27,8 @@ from billflow_usage.services.backend_access import describe_failure, request_bac
 from billflow_usage.services.delivery_groups import refusals, select_groups
 
 ADMIN_CANCEL_CODE = "cancelled_by_admin"
+#: Pending rows that certainly never reached Stripe: never attempted, never claimed.
+NEVER_HANDED_TO_STRIPE = Q(attempts=0, claimed_until__isnull=True)
 
 
 @dataclass
@@ -62,24 +66,37 @@ def cancel_events(events: Sequence[UsageEvent], *, now: datetime) -> CancelOutco
 def _cancel_pending(
     units: list[list[UsageEvent]], outcome: CancelOutcome, *, now: datetime
 ) -> None:
-    """Cancel in the ledger, each unit wholly or not at all: not while a worker holds a row
-    (it is being sent right now)."""
-    unclaimed = Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
-    busy = 0
+    """Cancel in the ledger, each unit wholly or not at all: only rows never handed to
+    Stripe. Not while a worker holds a row (it is being sent right now), nor when an earlier
+    attempt or a worker that died may have sent it (cancelled here, Stripe would bill it
+    while the ledger says cancelled)."""
+    busy = maybe_sent = 0
     for unit in units:
         with transaction.atomic(using=router.db_for_write(UsageEvent)):
             changed = UsageEvent.objects.filter(
-                unclaimed, pk__in=[e.pk for e in unit], status=UsageEvent.Status.PENDING
+                NEVER_HANDED_TO_STRIPE,
+                pk__in=[e.pk for e in unit],
+                status=UsageEvent.Status.PENDING,
             ).cancel(next_attempt_at=now)
             if changed != len(unit):
                 transaction.set_rollback(True)
+        if changed != len(unit):
+            if UsageEvent.objects.filter(pk__in=[e.pk for e in unit], claimed_until__gt=now):
                 busy += len(unit)
-                continue
+            else:
+                maybe_sent += len(unit)
+            continue
         outcome.cancelled += [(event, "Cancelled before it was sent.") for event in unit]
     if busy:
         outcome.refused.append(
             f"{busy} pending event(s) are being sent right now; try again in a minute (once "
             "sent, they can be cancelled in Stripe within 24 hours)."
+        )
+    if maybe_sent:
+        outcome.refused.append(
+            f"{maybe_sent} pending event(s) may have reached Stripe already (an answer was "
+            "lost, or the worker sending them stopped): they are sent again, which Stripe "
+            "counts once; cancel them once they show as sent, within Stripe's 24 hours."
         )
 
 

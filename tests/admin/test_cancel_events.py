@@ -60,6 +60,19 @@ def test_pending_cancelled_here_unless_a_worker_holds_it(client, editor, metric)
     assert "Cancelled before it was sent." in entry.get_change_message()
 
 
+def test_pending_that_may_have_reached_stripe_is_left_to_be_sent(client, editor, metric) -> None:
+    """An attempt whose answer was lost, a worker that died after Stripe answered: cancelled
+    here, Stripe would bill what the ledger says cancelled. Found by the model-based test."""
+    lost_answer = UsageEventFactory(metric=metric, pending=True, attempts=1)
+    dead_worker = UsageEventFactory(metric=metric, pending=True, claimed_until=ago(minutes=1))
+    client.force_login(editor)
+
+    response = cancel(client, [lost_answer, dead_worker])
+
+    assert "2 pending event(s) may have reached Stripe already" in response.text
+    assert (status(lost_answer), status(dead_worker)) == ("pending", "pending")
+
+
 def test_recently_sent_cancelled_in_stripe_then_in_the_ledger(client, editor, account) -> None:
     [row, kept] = sent(account, 5, 2)
     client.force_login(editor)

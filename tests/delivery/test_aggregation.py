@@ -16,6 +16,7 @@ from billflow_usage.delivery.aggregation import group_identifier
 from billflow_usage.delivery.claim import claim_events
 from billflow_usage.models import DeliveryGroup, Metric, UsageEvent
 from billflow_usage.testing.fake_stripe import FakeStripe
+from billflow_usage.testing.pytest_plugin import FAKE_STRIPE_API_KEY
 from tests.delivery.conftest import Configure, expire_claims, make_due
 from tests.factories import MetricFactory
 
@@ -209,4 +210,37 @@ def test_a_row_a_dead_worker_may_have_sent_is_never_aggregated(
     deliver_pending()
 
     assert fake_stripe.meter_event_total("api_calls", customer) == 36
+    assert set(UsageEvent.objects.values_list("status", flat=True)) == {"sent"}
+
+
+@pytest.mark.parametrize("redo", ["key refused", "released at its deadline"])
+def test_a_dead_workers_row_stays_apart_after_a_redo_that_sent_nothing(
+    fake_stripe: FakeStripe, api_calls: Metric, customer: str, redo: str
+) -> None:
+    """The redo counts no attempt, and used to clear the dead claim's lease with its own: the
+    row then looked never sent, was grouped with a later one and billed twice. Found by the
+    model-based test."""
+    at = in_closed_window()
+    [first] = record(customer, [35], at)
+    held = claim_events(using="default", now=timezone.now(), batch_size=10, lease=1)
+    backend = get_backend()
+    backend.send_meter_events(
+        [MeterEvent(first.identifier, "api_calls", customer, 35, first.occurred_at)]
+    )
+    backend.close()
+    expire_claims()
+    if redo == "key refused":
+        fake_stripe.keys.revoke(FAKE_STRIPE_API_KEY)
+        assert deliver_pending().refused == 1
+        fake_stripe.keys.restore(FAKE_STRIPE_API_KEY)
+        make_due()
+    else:
+        assert deliver_pending(time_limit=0).released == 1
+    assert held.events[0].pk == first.pk
+    record(customer, [1], at + timedelta(seconds=5))
+
+    deliver_pending()
+
+    assert fake_stripe.meter_event_total("api_calls", customer) == 36
+    assert not DeliveryGroup.objects.exists()
     assert set(UsageEvent.objects.values_list("status", flat=True)) == {"sent"}

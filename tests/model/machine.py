@@ -147,6 +147,9 @@ class BillingMachine(RuleBasedStateMachine):
         self.churned = False
         #: Meter error reports Stripe delivered, to deliver again (Stripe retries, replays).
         self.reports: list[EventDelivery] = []
+        #: Reports the endpoint answered 502 (it couldn't fetch the event from Stripe: the key
+        #: refused, an outage): Stripe delivers them again until one gets a 2xx.
+        self.unanswered: list[EventDelivery] = []
         #: Metrics whose meter is deactivated in Stripe right now.
         self.deactivated: set[str] = set()
         self.settings = {
@@ -459,10 +462,14 @@ class BillingMachine(RuleBasedStateMachine):
     @rule()
     def stripe_reports_meter_errors(self) -> None:
         """Stripe's Event Destination posts the reports of stream events it refused, a while
-        after it refused them (it validates asynchronously)."""
+        after it refused them (it validates asynchronously), and again those that got no
+        2xx (signed again, now)."""
         self.clock.shift(30)
+        retries, self.unanswered = self.unanswered, []
+        for delivery in retries:
+            self.deliver_report(delivery, delivery.signed(int(self.now().timestamp())))
         for delivery in self.fake.emit_meter_error_events(WEBHOOK_SECRET):
-            self.post_report(delivery.body, delivery.signature)
+            self.deliver_report(delivery, delivery.signature)
             self.reports.append(delivery)
 
     @precondition(lambda self: self.reports)
@@ -472,9 +479,9 @@ class BillingMachine(RuleBasedStateMachine):
         neither may fail a row that was sent since."""
         delivery = self.reports[pick % len(self.reports)]
         if signed_again:
-            self.post_report(delivery.body, delivery.signed(int(self.now().timestamp())))
+            self.deliver_report(delivery, delivery.signed(int(self.now().timestamp())))
         else:
-            self.post_report(delivery.body, delivery.signature)
+            self.deliver_report(delivery, delivery.signature)
 
     @rule(index=customers, key=st.sampled_from(LICENSED))
     def subscription_replaced(self, index: int, key: str) -> None:
@@ -515,8 +522,11 @@ class BillingMachine(RuleBasedStateMachine):
 
     @rule(apply=st.booleans())
     def billflow_sync(self, apply: bool) -> None:
-        self.sync(apply=apply)
-        self.churned = False
+        report = self.sync(apply=apply)
+        # Links follow a replaced subscription only once a sync could read Stripe's
+        # subscriptions (not with the key revoked): the next one does.
+        if not any(error["step"] == "items" for error in report.report["errors"]):
+            self.churned = False
 
     @rule()
     def billflow_sync_dry_run_changes_nothing(self) -> None:
@@ -550,6 +560,7 @@ class BillingMachine(RuleBasedStateMachine):
         self.fake.keys.reset()
         self.meters_reactivated()
         self.stripe_reports_meter_errors()
+        assert not self.unanswered, "meter error reports refused with Stripe healed"
         self.staff_retries_everything_failed()
         if self.churned:
             self.sync()  # the operator's cron: links follow the new subscription items
@@ -674,14 +685,18 @@ class BillingMachine(RuleBasedStateMachine):
         call_command("billflow_sync", *options, stdout=io.StringIO())
         return SyncReport.objects.order_by("-pk").first()  # type: ignore[return-value]
 
-    def post_report(self, body: str, signature: str) -> None:
+    def deliver_report(self, delivery: EventDelivery, signature: str) -> None:
+        """Post a report; one answered 502 (the endpoint couldn't fetch the event from
+        Stripe, and recorded nothing) is delivered again later, as Stripe does."""
         response = self.admin.post(
             WEBHOOK_URL,
-            body,
+            delivery.body,
             content_type="application/json",
             headers={"Stripe-Signature": signature},
         )
-        assert response.status_code in (200, 400), (response.status_code, response.content)
+        assert response.status_code in (200, 400, 502), (response.status_code, response.content)
+        if response.status_code == 502 and delivery not in self.unanswered:
+            self.unanswered.append(delivery)
 
     def admin_action(self, action: str, rows: list[UsageEvent]) -> None:
         response = self.admin.post(

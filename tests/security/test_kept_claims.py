@@ -47,7 +47,7 @@ def test_a_stale_claim_marks_no_usage_event(metric: Metric, result: Result) -> N
     marked = mark(
         [(claim.events, result)], token=claim.token, using="default", backend=LocMemBackend()
     )
-    released = release(using="default", token=claim.token, ids=[e.pk for e in claim.events])
+    released = release(using="default", token=claim.token, events=claim.events)
 
     assert (marked.delivered, marked.failed, released) == ([], [], 0)
     assert rows(UsageEvent) == before
