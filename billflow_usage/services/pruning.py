@@ -270,15 +270,4 @@ def _add_to_rollup(
     for rollup in found:
         tally = tallies.get((span.metric_id, rollup.day), Tally(rollup.metric.aggregation))
         rollup.absorb(tally, rows[rollup.day])
-    rollups.bulk_update(
-        found,
-        [
-            "total",
-            "events",
-            "last_value",
-            "last_at",
-            "last_event_id",
-            "compacted_rows",
-            "updated_at",
-        ],
-    )
+    rollups.bulk_update(found, UsageRollup.FIGURES)
