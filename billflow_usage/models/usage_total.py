@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
 from billflow_usage.models.metric import Metric
+from billflow_usage.models.tallied import TalliedUsage
 from billflow_usage.models.tally import Tally
 
 HOUR = timedelta(hours=1)
@@ -29,18 +30,13 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-class UsageHourTotal(models.Model):
+class UsageHourTotal(TalliedUsage):
     """One customer's usage of one metric in one UTC hour, over the folded ledger rows that
     stand for usage (not cancelled, not ``billflow_sync``'s corrections)."""
 
     metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
     customer_id = models.CharField(max_length=STRIPE_ID_MAX_LENGTH)
     hour = models.DateTimeField()
-    total = models.BigIntegerField(default=0)
-    events = models.BigIntegerField(default=0)
-    last_value = models.BigIntegerField(null=True, blank=True)
-    last_at = models.DateTimeField(null=True, blank=True)
-    last_event_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("hourly usage total")
@@ -52,16 +48,6 @@ class UsageHourTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} / {self.metric_id} at {self.hour:%Y-%m-%d %H:00}: {self.total}"
-
-    def tally(self) -> Tally:
-        return Tally(
-            None, self.total, self.events, self.last_value, self.last_at, self.last_event_id
-        )
-
-    def set_tally(self, tally: Tally) -> None:
-        self.total, self.events = tally.total, tally.events
-        self.last_value, self.last_at = tally.last_value, tally.last_at
-        self.last_event_id = tally.last_id
 
 
 #: (metric id, customer ID, hour start)
@@ -81,9 +67,11 @@ def add_to_hours(tallies: dict[HourKey, Tally], using: str) -> None:
     for bucket in locked_hours(tallies, using):
         key = (bucket.metric_id, bucket.customer_id, bucket.hour)
         if key in tallies:
-            bucket.set_tally(bucket.tally().merge(tallies[key]))
+            bucket.set_tally(bucket.tally.merge(tallies[key]))
             changed.append(bucket)
-    UsageHourTotal.objects.using(using).bulk_update(changed, TALLY_FIELDS, batch_size=1000)
+    UsageHourTotal.objects.using(using).bulk_update(
+        changed, UsageHourTotal.TALLY_FIELDS, batch_size=1000
+    )
 
 
 def recompute_hours(keys: Iterable[HourKey], using: str) -> None:
@@ -112,10 +100,7 @@ def recompute_hours(keys: Iterable[HourKey], using: str) -> None:
         for value, at, pk in latest[:1]:
             tally = replace(tally, last_value=value, last_at=at, last_id=pk)
         bucket.set_tally(tally)
-        bucket.save(using=using, update_fields=TALLY_FIELDS)
-
-
-TALLY_FIELDS = ("total", "events", "last_value", "last_at", "last_event_id")
+        bucket.save(using=using, update_fields=UsageHourTotal.TALLY_FIELDS)
 
 
 def locked_hours(keys: Iterable[HourKey], using: str) -> list[UsageHourTotal]:

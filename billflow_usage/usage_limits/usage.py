@@ -77,7 +77,7 @@ def daily_usage(metric: Metric, customer_id: str, period: Period) -> dict[date, 
         customer_id=customer_id, metric=metric, hour__gte=hours_from, hour__lt=hours_to
     ).filter(events__gt=0)
     for bucket in hours:
-        merge_into(days, bucket.hour.astimezone(UTC).date(), bucket.tally())
+        merge_into(days, bucket.hour.astimezone(UTC).date(), bucket.tally)
     for rows in _live_rows(metric, customer_id, period, hours_from, hours_to):
         for value, at, pk in rows.values_list("value", "occurred_at", "pk").iterator():
             merge_into(days, at.astimezone(UTC).date(), Tally.of_row(value, at, pk))
@@ -99,7 +99,7 @@ def _latest_hour(metric: Metric, customer_id: str, start: datetime, end: datetim
         customer_id=customer_id, metric=metric, hour__gte=start, hour__lt=end, last_at__isnull=False
     ).order_by("-hour")
     for bucket in latest[:1]:
-        return replace(bucket.tally(), total=0, events=0)
+        return replace(bucket.tally, total=0, events=0)
     return Tally()
 
 
