@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
 from billflow_usage.models.metric import Metric
+from billflow_usage.models.tallied import TalliedUsage
 from billflow_usage.models.tally import Tally, merge_into
 
 
@@ -32,15 +33,14 @@ class UsageRollupQuerySet(models.QuerySet["UsageRollup"]):
     def tallies(self, key: str) -> dict[tuple[Any, ...], Tally]:
         """Keyed by ``(metric_id, key)`` as :meth:`UsageEventQuerySet.tallies`."""
         found: dict[tuple[Any, ...], Tally] = {}
-        fields = ("total", "events", "last_value", "last_at", "last_event_id")
         for metric_pk, value, formula, *figures in self.values_list(
-            "metric_id", key, "metric__aggregation", *fields
+            "metric_id", key, "metric__aggregation", *TalliedUsage.TALLY_FIELDS
         ).order_by():
             merge_into(found, (metric_pk, value), Tally(formula, *figures))
         return found
 
 
-class UsageRollup(models.Model):
+class UsageRollup(TalliedUsage):
     """One customer's delivered usage of one metric on one UTC day, standing for the ledger
     rows ``billflow_prune`` compacted: their sum, count and last value (with when it was
     billed), the figures Stripe's meter formulas need.
@@ -54,12 +54,6 @@ class UsageRollup(models.Model):
     customer_id = models.CharField(max_length=STRIPE_ID_MAX_LENGTH)
     #: The UTC day Stripe filed the rows (a delivery group's time for aggregated rows).
     day = models.DateField()
-    total = models.BigIntegerField(default=0)
-    events = models.BigIntegerField(default=0)
-    #: The value of the row billed last, when it was billed and its id (which breaks ties).
-    last_value = models.BigIntegerField(null=True, blank=True)
-    last_at = models.DateTimeField(null=True, blank=True)
-    last_event_id = models.BigIntegerField(null=True, blank=True)
     #: How many rows (cancelled ones too) were deleted into this rollup.
     compacted_rows = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
@@ -67,15 +61,7 @@ class UsageRollup(models.Model):
     objects = UsageRollupQuerySet.as_manager()
 
     #: What :meth:`absorb` changes.
-    FIGURES = (
-        "total",
-        "events",
-        "last_value",
-        "last_at",
-        "last_event_id",
-        "compacted_rows",
-        "updated_at",
-    )
+    FIGURES = (*TalliedUsage.TALLY_FIELDS, "compacted_rows", "updated_at")
 
     class Meta:
         verbose_name = _("usage rollup")
@@ -89,24 +75,12 @@ class UsageRollup(models.Model):
         return f"{self.day}: {self.total} x {self.metric_id} for {self.customer_id}"
 
     @property
-    def tally(self) -> Tally:
-        return Tally(
-            self.metric.aggregation,
-            self.total,
-            self.events,
-            self.last_value,
-            self.last_at,
-            self.last_event_id,
-        )
+    def tally_formula(self) -> str:
+        """The metric's: a rollup stands for rows of one metric, billed last at ``last_at``."""
+        return self.metric.aggregation
 
     def absorb(self, tally: Tally, rows: int) -> None:
         """Add the tally of ``rows`` rows being deleted to the rollup."""
-        merged = self.tally.merge(tally)
-        self.total, self.events = merged.total, merged.events
-        self.last_value, self.last_at, self.last_event_id = (
-            merged.last_value,
-            merged.last_at,
-            merged.last_id,
-        )
+        self.set_tally(self.tally.merge(tally))
         self.compacted_rows += rows
         self.updated_at = timezone.now()

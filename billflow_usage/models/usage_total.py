@@ -10,7 +10,7 @@ recomputes its hour from the folded rows (:func:`recompute_hours`), so totals st
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from django.db import models
@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 
 from billflow_usage.models.limits import STRIPE_ID_MAX_LENGTH
 from billflow_usage.models.metric import Metric
+from billflow_usage.models.tallied import TalliedUsage
+from billflow_usage.models.tally import Tally
 
 HOUR = timedelta(hours=1)
 
@@ -28,53 +30,13 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-@dataclass
-class Tally:
-    """Usage of some rows by every formula: their sum, their count, and the latest row's
-    value (latest by ``occurred_at``, then by id)."""
-
-    total: int = 0
-    events: int = 0
-    last_value: int | None = None
-    last_at: datetime | None = None
-    last_event_id: int | None = None
-
-    def add_row(self, value: int, occurred_at: datetime, event_id: int) -> None:
-        self.total += value
-        self.events += 1
-        self.take_last(value, occurred_at, event_id)
-
-    def take_last(self, value: int | None, at: datetime | None, event_id: int | None) -> None:
-        if value is None or at is None or event_id is None:
-            return
-        if self.last_at is None or (at, event_id) > (self.last_at, self.last_event_id or 0):
-            self.last_value, self.last_at, self.last_event_id = value, at, event_id
-
-    def merge(self, other: Tally) -> None:
-        self.total += other.total
-        self.events += other.events
-        self.take_last(other.last_value, other.last_at, other.last_event_id)
-
-    def by_formula(self, aggregation: str) -> int:
-        if aggregation == Metric.Aggregation.COUNT:
-            return self.events
-        if aggregation == Metric.Aggregation.LAST:
-            return self.last_value or 0
-        return self.total
-
-
-class UsageHourTotal(models.Model):
+class UsageHourTotal(TalliedUsage):
     """One customer's usage of one metric in one UTC hour, over the folded ledger rows that
     stand for usage (not cancelled, not ``billflow_sync``'s corrections)."""
 
     metric = models.ForeignKey(Metric, on_delete=models.CASCADE, related_name="+")
     customer_id = models.CharField(max_length=STRIPE_ID_MAX_LENGTH)
     hour = models.DateTimeField()
-    total = models.BigIntegerField(default=0)
-    events = models.BigIntegerField(default=0)
-    last_value = models.BigIntegerField(null=True, blank=True)
-    last_at = models.DateTimeField(null=True, blank=True)
-    last_event_id = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name = _("hourly usage total")
@@ -86,14 +48,6 @@ class UsageHourTotal(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer_id} / {self.metric_id} at {self.hour:%Y-%m-%d %H:00}: {self.total}"
-
-    def tally(self) -> Tally:
-        return Tally(self.total, self.events, self.last_value, self.last_at, self.last_event_id)
-
-    def set_tally(self, tally: Tally) -> None:
-        self.total, self.events = tally.total, tally.events
-        self.last_value, self.last_at = tally.last_value, tally.last_at
-        self.last_event_id = tally.last_event_id
 
 
 #: (metric id, customer ID, hour start)
@@ -113,11 +67,11 @@ def add_to_hours(tallies: dict[HourKey, Tally], using: str) -> None:
     for bucket in locked_hours(tallies, using):
         key = (bucket.metric_id, bucket.customer_id, bucket.hour)
         if key in tallies:
-            tally = bucket.tally()
-            tally.merge(tallies[key])
-            bucket.set_tally(tally)
+            bucket.set_tally(bucket.tally.merge(tallies[key]))
             changed.append(bucket)
-    UsageHourTotal.objects.using(using).bulk_update(changed, TALLY_FIELDS, batch_size=1000)
+    UsageHourTotal.objects.using(using).bulk_update(
+        changed, UsageHourTotal.TALLY_FIELDS, batch_size=1000
+    )
 
 
 def recompute_hours(keys: Iterable[HourKey], using: str) -> None:
@@ -141,15 +95,12 @@ def recompute_hours(keys: Iterable[HourKey], using: str) -> None:
             .order_by()
         )
         figures = rows.aggregate(total=Sum("value"), events=Count("pk"))
-        tally = Tally(figures["total"] or 0, figures["events"])
+        tally = Tally(None, figures["total"] or 0, figures["events"])
         latest = rows.order_by("-occurred_at", "-pk").values_list("value", "occurred_at", "pk")
         for value, at, pk in latest[:1]:
-            tally.take_last(value, at, pk)
+            tally = replace(tally, last_value=value, last_at=at, last_id=pk)
         bucket.set_tally(tally)
-        bucket.save(using=using, update_fields=TALLY_FIELDS)
-
-
-TALLY_FIELDS = ("total", "events", "last_value", "last_at", "last_event_id")
+        bucket.save(using=using, update_fields=UsageHourTotal.TALLY_FIELDS)
 
 
 def locked_hours(keys: Iterable[HourKey], using: str) -> list[UsageHourTotal]:

@@ -14,7 +14,6 @@ period, and announces them after that transaction commits.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from datetime import datetime
 
 from django.db import connections, router, transaction
@@ -23,7 +22,8 @@ from django.utils import timezone
 from billflow_usage.delivery.claim import lock_skipping
 from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import Metric, UsageEvent, UsageLimit
-from billflow_usage.models.usage_total import HourKey, Tally, add_to_hours, hour_of
+from billflow_usage.models.tally import Tally, merge_into
+from billflow_usage.models.usage_total import HourKey, add_to_hours, hour_of
 from billflow_usage.usage_limits.checking import applicable_limit, status_of
 from billflow_usage.usage_limits.crossings import record_crossings
 from billflow_usage.usage_limits.usage import billing_period, period_tally
@@ -107,14 +107,14 @@ def _tallies(
     rows: list[tuple[int, int | None, str, datetime, int, str, str]],
 ) -> dict[HourKey, Tally]:
     """Each hour's tally of the rows that stand for usage (the others are only marked)."""
-    tallies: defaultdict[HourKey, Tally] = defaultdict(Tally)
+    tallies: dict[HourKey, Tally] = {}
     for pk, metric_id, customer_id, at, value, status, identifier in rows:
         if metric_id is None or status == UsageEvent.Status.CANCELLED:
             continue
         if identifier.startswith(CORRECTION_PREFIX):
             continue
-        tallies[(metric_id, customer_id, hour_of(at))].add_row(value, at, pk)
-    return dict(tallies)
+        merge_into(tallies, (metric_id, customer_id, hour_of(at)), Tally.of_row(value, at, pk))
+    return tallies
 
 
 def _notice_crossings(pairs: set[tuple[int, str]], using: str) -> None:

@@ -11,8 +11,8 @@ read, so pruning the detail rows of closed periods never changes a current figur
 from __future__ import annotations
 
 import functools
-from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -24,8 +24,9 @@ from billflow_usage.customers import resolve_customer
 from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.metrics import get_metric
 from billflow_usage.models import Metric, SubscriptionItemLink, UsageEvent, UsageHourTotal
+from billflow_usage.models.tally import Tally, merge_into
 from billflow_usage.models.usage_event import UsageEventQuerySet
-from billflow_usage.models.usage_total import HOUR, Tally, hour_of
+from billflow_usage.models.usage_total import HOUR, hour_of
 from billflow_usage.periods import Period, period_at
 
 
@@ -64,22 +65,22 @@ def period_tally(metric: Metric, customer_id: str, period: Period) -> Tally:
     for rows in _live_rows(metric, customer_id, period, hours_from, hours_to):
         latest = rows.order_by("-occurred_at", "-pk").values_list("value", "occurred_at", "pk")
         for value, at, pk in latest[:1]:
-            tally.take_last(value, at, pk)
+            tally = tally.merge(Tally(last_value=value, last_at=at, last_id=pk))
     return tally
 
 
 def daily_usage(metric: Metric, customer_id: str, period: Period) -> dict[date, int]:
     """Usage per UTC day of the period by the metric's formula (days without rows absent)."""
     hours_from, hours_to = _whole_hours(period)
-    days: defaultdict[date, Tally] = defaultdict(Tally)
+    days: dict[date, Tally] = {}
     hours = UsageHourTotal.objects.filter(
         customer_id=customer_id, metric=metric, hour__gte=hours_from, hour__lt=hours_to
     ).filter(events__gt=0)
     for bucket in hours:
-        days[bucket.hour.astimezone(UTC).date()].merge(bucket.tally())
+        merge_into(days, bucket.hour.astimezone(UTC).date(), bucket.tally)
     for rows in _live_rows(metric, customer_id, period, hours_from, hours_to):
         for value, at, pk in rows.values_list("value", "occurred_at", "pk").iterator():
-            days[at.astimezone(UTC).date()].add_row(value, at, pk)
+            merge_into(days, at.astimezone(UTC).date(), Tally.of_row(value, at, pk))
     return {day: days[day].by_formula(metric.aggregation) for day in sorted(days)}
 
 
@@ -94,13 +95,12 @@ def _whole_hours(period: Period) -> tuple[datetime, datetime]:
 
 def _latest_hour(metric: Metric, customer_id: str, start: datetime, end: datetime) -> Tally:
     """The latest row of the folded hours, for ``last``."""
-    tally = Tally()
     latest = UsageHourTotal.objects.filter(
         customer_id=customer_id, metric=metric, hour__gte=start, hour__lt=end, last_at__isnull=False
     ).order_by("-hour")
     for bucket in latest[:1]:
-        tally.take_last(bucket.last_value, bucket.last_at, bucket.last_event_id)
-    return tally
+        return replace(bucket.tally, total=0, events=0)
+    return Tally()
 
 
 def _sum_and_count(
@@ -121,7 +121,7 @@ def _sum_and_count(
     with connection.cursor() as cursor:
         cursor.execute(_tally_sql(connection.vendor, connection.ops.quote_name), params)
         total, events = cursor.fetchone()
-    return Tally(int(total), int(events))
+    return Tally(None, int(total), int(events))
 
 
 @functools.cache
