@@ -87,7 +87,7 @@ class MeterEventStream:
             return self._token
 
     def _send_chunk(self, chunk: Sequence[MeterEvent], deadline: float | None) -> list[Result]:
-        body = {"events": _Events(_event(event) for event in chunk)}
+        body = request_body(chunk)
         key = _idempotency_key(chunk)
         try:
             if _passed(deadline):
@@ -135,6 +135,11 @@ def _fresh_session_refused(exc: stripe.StripeError) -> Result:
         f"({redact(str(exc.user_message))}); "
         "the events are sent again later.",
     )
+
+
+def request_body(chunk: Sequence[MeterEvent]) -> dict[str, object]:
+    """A stream request's parameters."""
+    return {"events": _Events(_event(event) for event in chunk)}
 
 
 class _Events(list[dict[str, object]]):
