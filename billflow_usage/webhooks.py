@@ -151,7 +151,7 @@ def _mark(report: ErrorReport, using: str) -> int:
     rows = UsageEvent.objects.using(using)
     changed = 0
     for (code, message), identifiers in by_error.items():
-        changed += rows.filter(_named(identifiers), _still_refused(created)).update(
+        changed += rows.filter(_named(identifiers, using), _still_refused(created)).update(
             status=UsageEvent.Status.FAILED, last_error_code=code, last_error_message=message
         )
     named = list(report.errors)
@@ -160,7 +160,7 @@ def _mark(report: ErrorReport, using: str) -> int:
     DeliveryGroup.objects.using(using).filter(identifier__in=named).exclude(
         events__status__in=live
     ).update(status=DeliveryGroup.Status.FAILED)
-    left = rows.filter(_named(named), status__in=live).count()
+    left = rows.filter(_named(named, using), status__in=live).count()
     if changed:
         logger.warning(
             "billflow_usage: %d event(s) marked failed by meter error report %s",
@@ -177,9 +177,16 @@ def _mark(report: ErrorReport, using: str) -> int:
     return changed
 
 
-def _named(identifiers: list[str]) -> Q:
-    """Rows Stripe knows by one of ``identifiers``: their own, or their delivery group's."""
-    return Q(group__isnull=True, identifier__in=identifiers) | Q(group__identifier__in=identifiers)
+def _named(identifiers: list[str], using: str) -> Q:
+    """Rows Stripe knows by one of ``identifiers``: their own, or their delivery group's.
+
+    The groups are looked up first (their identifier's unique index), so the rows are two
+    index lookups the database ORs together (the identifier's unique index, the group's): an
+    OR across the join to the groups can use neither, and scans the whole ledger.
+    """
+    groups = DeliveryGroup.objects.using(using).filter(identifier__in=identifiers)
+    own = Q(group__isnull=True, identifier__in=identifiers)
+    return own | Q(group_id__in=list(groups.values_list("pk", flat=True)))
 
 
 def _still_refused(created: datetime) -> Q:

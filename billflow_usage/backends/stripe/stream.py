@@ -87,7 +87,7 @@ class MeterEventStream:
             return self._token
 
     def _send_chunk(self, chunk: Sequence[MeterEvent], deadline: float | None) -> list[Result]:
-        body = {"events": [_event(event) for event in chunk]}
+        body = request_body(chunk)
         key = _idempotency_key(chunk)
         try:
             if _passed(deadline):
@@ -135,6 +135,24 @@ def _fresh_session_refused(exc: stripe.StripeError) -> Result:
         f"({redact(str(exc.user_message))}); "
         "the events are sent again later.",
     )
+
+
+def request_body(chunk: Sequence[MeterEvent]) -> dict[str, object]:
+    """A stream request's parameters."""
+    return {"events": _Events(_event(event) for event in chunk)}
+
+
+class _Events(list[dict[str, object]]):
+    """A stream request's events, sent as a JSON array like any list.
+
+    stripe-python form-encodes every request's parameters before it looks at the API
+    version, and a v2 request then sends JSON and throws the form away: for 100 events that
+    is 600 URL-quoted values, over half a delivery worker's CPU. Its form encoder sends a
+    value with an ``id`` attribute as that ``id`` alone, so this list costs it one empty
+    value; the JSON body is unchanged (``tests/delivery`` reads it at the fake Stripe).
+    """
+
+    id = ""
 
 
 def _event(event: MeterEvent) -> dict[str, object]:
