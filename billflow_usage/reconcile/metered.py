@@ -6,7 +6,9 @@ For each customer and metered metric the period is the item's current billing pe
 counts rows Stripe accepted (``sent``), by the metric's formula (sum, count, last), at the time
 Stripe got them (a delivery group's time for aggregated rows). Rows written by this module to
 repair drift (identifiers starting with :data:`CORRECTION_PREFIX`) are left out of the ledger
-side: they only exist to make Stripe's total equal the recorded usage.
+side: they only exist to make Stripe's total equal the recorded usage. Stripe also counts meter
+events asynchronously, so a pair with rows sent within the settling window, or since the run
+began (its own delivery step's, whatever the window), is not compared: the next run does.
 
 Repairs (``apply``):
 
