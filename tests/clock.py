@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
@@ -59,3 +59,24 @@ def _suite_clock(request: pytest.FixtureRequest) -> Iterator[None]:
     start = instant(chosen.args[0], "pytest.mark.now") if chosen else suite_now()
     with time_machine.travel(start, tick=True):
         yield
+
+
+class Clock:
+    """Moves the suite's clock forward within a test (for example past ``billflow_sync``'s
+    settling window, after delivering usage); it ticks on from there."""
+
+    def __init__(self) -> None:
+        self.travels: list[time_machine.travel] = []
+
+    def advance(self, seconds: float) -> None:
+        travel = time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True)
+        travel.start()
+        self.travels.append(travel)
+
+
+@pytest.fixture
+def clock() -> Iterator[Clock]:
+    moved = Clock()
+    yield moved
+    for travel in reversed(moved.travels):
+        travel.stop()

@@ -2,7 +2,10 @@ import pytest
 from django.db import connection
 
 from billflow_usage.tracking.registry import registry as project_registry
-from tests.clock import _suite_clock  # noqa: F401 - autouse: every test at a fixed instant
+from tests.clock import (
+    _suite_clock,  # noqa: F401 - autouse: every test at a fixed instant
+    clock,  # noqa: F401 - a test moves the clock forward
+)
 from tests.factories import LicensedMetricFactory, MetricFactory
 
 

@@ -6,7 +6,9 @@ For each customer and metered metric the period is the item's current billing pe
 counts rows Stripe accepted (``sent``), by the metric's formula (sum, count, last), at the time
 Stripe got them (a delivery group's time for aggregated rows). Rows written by this module to
 repair drift (identifiers starting with :data:`CORRECTION_PREFIX`) are left out of the ledger
-side: they only exist to make Stripe's total equal the recorded usage.
+side: they only exist to make Stripe's total equal the recorded usage. Stripe also counts meter
+events asynchronously, so a pair with rows sent within the settling window, or since the run
+began (its own delivery step's, whatever the window), is not compared: the next run does.
 
 Repairs (``apply``):
 
@@ -35,7 +37,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 
 from billflow_usage.backends.base import BaseBackend, Outcome, ReadNotSupported, UsageQuery
 from billflow_usage.exceptions import InvalidUsage
@@ -104,6 +106,15 @@ class LedgerSide:
     in_flight: int = 0
     #: An earlier correction is pending, or sent within the settling window.
     awaiting: bool = False
+    #: Rows (not corrections) sent within the settling window, or since the run began.
+    just_sent: int = 0
+    #: When the most recent of them was sent.
+    last_sent: datetime | None = None
+
+    @property
+    def unsettled(self) -> bool:
+        """Stripe may not count all of it yet: the pair is not compared this run."""
+        return bool(self.in_flight or self.just_sent)
 
 
 @dataclass(frozen=True)
@@ -189,12 +200,12 @@ def compare(
     progress: Callable[[int], None] | None = None,
 ) -> list[Check]:
     """Observe both sides of every pair, decide what each needs and report it (pairs in sync
-    are only counted); returns the pairs reported. Pairs with events in flight aren't read
-    from Stripe."""
+    are only counted); returns the pairs reported. Pairs with events in flight, or sent too
+    recently for Stripe to count them yet, aren't read from Stripe."""
     ledger = _ledger_sides(pairs, now=now, settling=settling)
-    in_flight = [pair for pair in pairs if ledger[pair].in_flight]
+    in_flight = [pair for pair in pairs if ledger[pair].unsettled]
     stripe = _read_stripe(
-        [pair for pair in pairs if not ledger[pair].in_flight],
+        [pair for pair in pairs if not ledger[pair].unsettled],
         backend,
         done=len(in_flight),
         progress=progress,
@@ -305,6 +316,8 @@ def _observe(
         stripe=stripe,
         read_error=read_error,
         in_flight=ledger.in_flight,
+        just_sent=ledger.just_sent,
+        sent_seconds_ago=_seconds_since(ledger.last_sent, now=now),
         awaiting=ledger.awaiting,
         too_old=too_old_for_stripe(pair.correction_at, now=now + CORRECTION_LEEWAY),
         open_period=pair.open_period,
@@ -491,13 +504,43 @@ def _ledger_sides(pairs: list[Pair], *, now: datetime, settling: float) -> dict[
                 .annotate(count=Count("pk"))
                 .values_list("customer_id", "count")
             )
+            recent = _just_sent(rows, since=unsettled)
             for customer in chunk:
+                just_sent, last_sent = recent.get(customer, (0, None))
                 sides[by_customer[customer]] = LedgerSide(
                     total=totals.get((metric_pk, customer), 0),
                     in_flight=in_flight.get(customer, 0),
                     awaiting=customer in awaiting,
+                    just_sent=just_sent,
+                    last_sent=last_sent,
                 )
     return sides
+
+
+def _just_sent(
+    rows: QuerySet[UsageEvent], *, since: datetime
+) -> dict[str, tuple[int, datetime | None]]:
+    """Per customer, the rows Stripe accepted at ``since`` or later and when the last was:
+    Stripe counts meter events asynchronously, so they may be missing from its total yet.
+    Inclusive, so with no settling window what this run's own delivery step sent (at the
+    run's start under a frozen clock, after it otherwise) still counts."""
+    recent = (
+        rows.filter(status=UsageEvent.Status.SENT, sent_at__gte=since)
+        .exclude(identifier__startswith=CORRECTION_PREFIX)  # those are ``awaiting``
+        .order_by()
+        .values("customer_id")
+        .annotate(count=Count("pk"), last=Max("sent_at"))
+        .values_list("customer_id", "count", "last")
+    )
+    return {customer: (count, last) for customer, count, last in recent}
+
+
+def _seconds_since(moment: datetime | None, *, now: datetime) -> int:
+    """Whole seconds from ``moment`` to ``now``; 0 for none, or a moment after ``now`` (sent
+    while this run was under way)."""
+    if moment is None:
+        return 0
+    return max(0, int((now - moment).total_seconds()))
 
 
 def _entry(pair: Pair, observed: Observed, decision: Decision) -> MeteredEntry:

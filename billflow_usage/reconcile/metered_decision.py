@@ -31,8 +31,8 @@ class MeteredStatus(StrEnum):
     SURPLUS_IN_STRIPE = "surplus_in_stripe"
     #: A ``last`` meter whose value differs (more or less is no matter: the last value counts).
     MISMATCH = "mismatch"
-    #: Not compared (events in flight; and for reasons found before counting, see
-    #: ``metered.plan_pairs``).
+    #: Not compared (events in flight or sent too recently for Stripe to count them yet; and
+    #: for reasons found before counting, see ``metered.plan_pairs``).
     SKIPPED = "skipped"
     #: Stripe's total could not be read.
     ERROR = "error"
@@ -64,6 +64,11 @@ class Observed:
     read_error: str = ""
     #: Rows sent but not marked yet: nobody knows whether Stripe counts them.
     in_flight: int = 0
+    #: Rows Stripe accepted within the settling window (or since the run began, its own
+    #: delivery step's included): Stripe counts them asynchronously, maybe not yet.
+    just_sent: int = 0
+    #: How long ago the most recent of ``just_sent`` was sent, in whole seconds.
+    sent_seconds_ago: int = 0
     #: An earlier correction of the pair is pending, or sent within the settling window.
     awaiting: bool = False
     #: A correction stamped in the period would be past Stripe's window by the time it's sent.
@@ -97,6 +102,12 @@ def decide(observed: Observed) -> Decision:
             MeteredStatus.SKIPPED,
             detail=f"{observed.in_flight} event(s) of the period are being delivered (sent, "
             "Stripe's answer not recorded yet): compared next run, once they are marked",
+        )
+    if observed.just_sent:
+        return Decision(
+            MeteredStatus.SKIPPED,
+            detail=f"{observed.just_sent} event(s) sent {observed.sent_seconds_ago} s ago; "
+            "Stripe counts it within minutes: the next billflow_sync compares it",
         )
     if observed.stripe is None:
         return Decision(MeteredStatus.ERROR, detail=observed.read_error)

@@ -13,7 +13,9 @@ from billflow_usage.admin.reconciliation import MAX_CUSTOMERS
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import SubscriptionItemLink, SyncReport, UsageEvent
 from tests.admin.conftest import Account, ago, staff_with
+from tests.clock import Clock
 from tests.factories import CustomerFactory, SubscriptionItemLinkFactory, WorkspaceFactory
+from tests.reconcile.conftest import SETTLED
 
 pytestmark = pytest.mark.django_db
 LINKS = "admin:billflow_usage_subscriptionitemlink_changelist"
@@ -40,10 +42,11 @@ def ledger_snapshot() -> tuple[list[tuple[object, ...]], list[tuple[object, ...]
 
 
 def test_dry_run_for_the_selected_customers_is_stored_and_shown(
-    client, reconciler, account: Account
+    client, reconciler, account: Account, clock: Clock
 ) -> None:
     billflow_usage.record_usage("api_calls", account.customer, 5, timestamp=ago(hours=5))
     deliver_pending()
+    clock.advance(SETTLED)
     account.send_behind_the_ledgers_back(2, at=ago(hours=4))
     other = SubscriptionItemLinkFactory(metric=account.api_calls)
     before = ledger_snapshot()

@@ -145,22 +145,17 @@ def test_a_report_the_endpoint_could_not_fetch_is_delivered_again(
     state.stripe_reports_meter_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="open defect: billflow_sync compares rows its own delivery step has just sent "
-    "(Stripe validates v2 stream events asynchronously) and records a correction",
-)
 def test_a_sync_never_corrects_usage_it_has_just_sent(state: BillingMachine) -> None:
     """billflow_sync --apply delivered the order's units over the v2 stream (the meter was
     deactivated: Stripe accepted them and refused them later, in an error report), compared
     at once, found them missing in Stripe and recorded a correction; the report then failed
     both, and once retried Stripe billed the unit twice. Found by the long exploration
-    (2026-12-02), shrunk by hand; not fixed yet (see docs/guarantees.md)."""
+    (2026-12-02), shrunk by hand; fixed: a pair with rows sent by the run itself is not
+    compared until the next run."""
     state.switch_delivery(delivery="worker", meter_api="v2", window=0)
     state.stripe_reports_meter_errors()
     state.meter_deactivated(key="units")
     state.place_order(index=0, quantity=1, reuse=13)
     state.stripe_reports_meter_errors()
     state.billflow_sync(apply=True)
-    state.settle()  # in the test, not only at teardown, for the xfail to cover it
+    state.settle()  # in the test, not only at teardown

@@ -30,6 +30,8 @@ from billflow_usage.tracking import metric_cache
 from tests.factories import LicensedMetricFactory, MetricFactory
 
 PERIOD_AGE = timedelta(days=3)
+#: Seconds past ``configure``'s settling window: usage delivered that long ago is compared.
+SETTLED = 3600 + 60
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import stripe
-from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.models import Metric, SubscriptionItemLink, SyncReport, UsageEvent
@@ -31,7 +30,7 @@ def test_dry_run_changes_nothing(account: Account, client: stripe.StripeClient) 
     client.v1.subscriptions.cancel(old["id"])
     account.subscribe(account.customer(), price=account.seat_price, quantity=2)  # new
     lost = billflow_usage.record_usage("api_calls", missing, 5, timestamp=ago(days=1))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
     billflow_usage.record_usage("api_calls", missing, 2, timestamp=ago(days=1))  # pending
     client.v1.billing.meter_events.create(
         {

@@ -16,8 +16,9 @@ import billflow_usage
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import UsageEvent
 from billflow_usage.tracking import tracking_disabled
+from tests.clock import Clock
 from tests.factories import MemberFactory, MetricFactory, WorkspaceFactory
-from tests.reconcile.conftest import Account, ago, sync_exit, sync_json
+from tests.reconcile.conftest import SETTLED, Account, ago, sync_exit, sync_json
 from tests.reconcile.test_metered import client_cancel
 
 pytestmark = pytest.mark.django_db
@@ -71,7 +72,7 @@ def event_name(formula: str) -> str:
 
 
 def make_drift(
-    account: Account, client: stripe.StripeClient, price: str, case: dict[str, Any]
+    account: Account, client: stripe.StripeClient, clock: Clock, price: str, case: dict[str, Any]
 ) -> str:
     name = event_name(case["formula"])
     customer = account.customer()
@@ -85,6 +86,7 @@ def make_drift(
         for index, value in enumerate(case["values"])
     ]
     deliver_pending()
+    clock.advance(SETTLED)
     client_cancel(account, name, [rows[index].identifier for index in case["lost"]])
     for index, value in enumerate(case["extra"]):
         client.v1.billing.meter_events.create(
@@ -113,9 +115,13 @@ def stripe_writes(account: Account) -> int:
 )
 @given(case=drift())
 def test_a_second_apply_run_finds_nothing_to_do(
-    account: Account, client: stripe.StripeClient, prices: dict[str, str], case: dict[str, Any]
+    account: Account,
+    client: stripe.StripeClient,
+    clock: Clock,
+    prices: dict[str, str],
+    case: dict[str, Any],
 ) -> None:
-    customer = make_drift(account, client, prices[case["formula"]], case)
+    customer = make_drift(account, client, clock, prices[case["formula"]], case)
     values = case["values"]
 
     repaired, code = sync_exit("--apply", "--customer", customer)

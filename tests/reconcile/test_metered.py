@@ -15,9 +15,10 @@ from billflow_usage.delivery import deliver_pending, sending
 from billflow_usage.delivery.claim import claim_events
 from billflow_usage.identifiers import CORRECTION_PREFIX
 from billflow_usage.models import UsageEvent
+from tests.clock import Clock
 from tests.delivery.conftest import expire_claims
 from tests.factories import MetricFactory
-from tests.reconcile.conftest import Account, ago, sync_json
+from tests.reconcile.conftest import SETTLED, Account, ago, sync_json
 
 pytestmark = pytest.mark.django_db
 
@@ -26,28 +27,30 @@ def metered(document: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in document["metered"] if e["status"] != "skipped"]
 
 
-def test_in_sync_reports_nothing(account: Account) -> None:
+def test_in_sync_reports_nothing(account: Account, clock: Clock) -> None:
     customer = account.customer()
     account.subscribe(customer)
     billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(days=1))
     billflow_usage.record_usage("api_calls", customer, 7, timestamp=ago(days=2))
+    assert sync_json()["delivery"]["delivered"] == 2
+    clock.advance(SETTLED)
 
     document = sync_json()
 
-    assert document["delivery"]["delivered"] == 2
     assert document["summary"]["metered_checked"] == 1
     assert document["summary"]["metered_in_sync"] == 1
     assert document["metered"] == []
     assert document["summary"]["drift_remaining"] == 0
 
 
-def test_usage_stripe_never_got_is_found_and_corrected(account: Account) -> None:
+def test_usage_stripe_never_got_is_found_and_corrected(account: Account, clock: Clock) -> None:
     customer = account.customer()
     account.subscribe(customer)
     billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(days=1))
     deliver_pending()
+    clock.advance(SETTLED)
     lost = billflow_usage.record_usage("api_calls", customer, 8, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
 
     found = sync_json()
     [entry] = metered(found)
@@ -71,12 +74,13 @@ def test_usage_stripe_never_got_is_found_and_corrected(account: Account) -> None
 
 
 def test_events_stripe_got_from_elsewhere_are_offset_in_the_open_period(
-    account: Account, client: stripe.StripeClient
+    account: Account, client: stripe.StripeClient, clock: Clock
 ) -> None:
     customer = account.customer()
     account.subscribe(customer)
     billflow_usage.record_usage("api_calls", customer, 10, timestamp=ago(days=1))
     deliver_pending()
+    clock.advance(SETTLED)
     client.v1.billing.meter_events.create(
         {
             "event_name": "api_calls",
@@ -105,7 +109,7 @@ def corrected_after_stripe_lost_it(account: Account, customer: str) -> UsageEven
     """6 units the ledger marked sent but Stripe never got, corrected by billflow_sync."""
     account.subscribe(customer)
     lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
     sync_json("--apply")
     return lost
 
@@ -169,7 +173,7 @@ def test_an_unsettled_correction_is_not_repeated(account: Account) -> None:
     customer = account.customer()
     account.subscribe(customer)
     lost = billflow_usage.record_usage("api_calls", customer, 6, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
     account.fake.faults.add("status", status=500, route="/v1/billing/meter_events")
 
     [first] = metered(sync_json("--apply"))
@@ -232,6 +236,7 @@ def test_count_and_last_meters_compare_by_their_formula(
     lost: int,
     expected_ledger: int,
     expected_stripe: int,
+    clock: Clock,
 ) -> None:
     meter = account.fake.create_meter(f"m_{formula}", formula=formula)
     price = account.fake.create_price(meter=meter["id"])["id"]
@@ -248,6 +253,7 @@ def test_count_and_last_meters_compare_by_their_formula(
         for i, v in enumerate(values)
     ]
     deliver_pending()
+    clock.advance(SETTLED)
     # Drift at the fake: the newest event is lost from Stripe's totals.
     client_cancel(account, f"m_{formula}", [r.identifier for r in rows[-lost:]])
 

@@ -59,6 +59,15 @@ def last(ledger: int, stripe: int | None, **facts: Any) -> Observed:
             id="in-flight-not-read",
         ),
         pytest.param(
+            sum_(5, None, just_sent=3, sent_seconds_ago=42),
+            Decision(
+                S.SKIPPED,
+                detail="3 event(s) sent 42 s ago; Stripe counts it within minutes: the next "
+                "billflow_sync compares it",
+            ),
+            id="just-sent-not-read",
+        ),
+        pytest.param(
             sum_(5, None, in_flight=1, read_error="never asked"),
             Decision(
                 S.SKIPPED,

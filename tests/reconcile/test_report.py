@@ -9,7 +9,6 @@ import json
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.utils import timezone
 
 import billflow_usage
 from billflow_usage.models import SyncReport, UsageEvent
@@ -119,7 +118,7 @@ def drifting_account(account: Account) -> str:
     customer = account.customer()
     account.subscribe(customer)
     lost = billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(days=1))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
     return customer
 
 

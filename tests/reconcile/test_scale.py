@@ -52,6 +52,7 @@ def build(fake: FakeStripe, customers: int) -> tuple[list[str], list[Metric]]:
                     occurred_at=at,
                     identifier=identifier,
                     sent=True,
+                    sent_at=at,  # long settled: Stripe counts it
                 )
             )
             events.append(MeterEvent(identifier, metric.key, customer, value, at))

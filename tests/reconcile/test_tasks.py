@@ -6,40 +6,45 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.utils import timezone
 
 import billflow_usage
 from billflow_usage import tasks
 from billflow_usage.delivery import deliver_pending
 from billflow_usage.models import SyncReport, UsageEvent
-from tests.reconcile.conftest import Account, ago
+from tests.clock import Clock
+from tests.reconcile.conftest import SETTLED, Account, ago
 
 pytestmark = pytest.mark.django_db
 
 
-def test_sync_delivers_compares_and_keeps_a_report(account: Account) -> None:
+def test_sync_delivers_compares_and_keeps_a_report(account: Account, clock: Clock) -> None:
     customer = account.customer()
     account.subscribe(customer)
     billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(days=1))
 
-    summary = tasks.sync_usage()
+    delivered = tasks.sync_usage()
+    clock.advance(SETTLED)
+    compared = tasks.sync_usage()
 
-    assert (summary["metered_checked"], summary["metered_in_sync"]) == (1, 1)
-    assert summary["drift_remaining"] == 0
+    # What a run delivers, the next run compares (Stripe counts it asynchronously).
     assert account.fake.meter_event_total("api_calls", customer) == 5
-    report = SyncReport.objects.get()
-    assert (report.mode, report.status) == ("check", "completed")
+    assert (delivered["metered_skipped"], delivered["drift_remaining"]) == (1, 0)
+    assert (compared["metered_checked"], compared["metered_in_sync"]) == (1, 1)
+    assert compared["drift_remaining"] == 0
+    reports = SyncReport.objects.order_by("pk")
+    assert [(r.mode, r.status) for r in reports] == [("check", "completed")] * 2
 
 
 def test_drift_is_logged_and_left_unless_asked_to_apply(
-    account: Account, caplog: pytest.LogCaptureFixture
+    account: Account, caplog: pytest.LogCaptureFixture, clock: Clock
 ) -> None:
     customer = account.customer()
     account.subscribe(customer)
     billflow_usage.record_usage("api_calls", customer, 5, timestamp=ago(days=1))
     deliver_pending()
+    clock.advance(SETTLED)
     lost = billflow_usage.record_usage("api_calls", customer, 8, timestamp=ago(days=2))
-    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=timezone.now())
+    UsageEvent.objects.filter(pk=lost.pk).update(status="sent", sent_at=ago(hours=2))
 
     with caplog.at_level(logging.WARNING, logger="billflow_usage.tasks"):
         checked = tasks.sync_usage()

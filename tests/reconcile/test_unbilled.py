@@ -6,8 +6,9 @@ import pytest
 
 import billflow_usage
 from billflow_usage.delivery import deliver_pending
+from tests.clock import Clock
 from tests.factories import MetricFactory, UsageEventFactory
-from tests.reconcile.conftest import Account, ago, sync, sync_exit, sync_json
+from tests.reconcile.conftest import SETTLED, Account, ago, sync, sync_exit, sync_json
 
 pytestmark = pytest.mark.django_db
 
@@ -61,7 +62,9 @@ def test_failed_events_are_listed_with_stripes_code(account: Account) -> None:
     assert (document["summary"]["failed_events"], document["summary"]["unbilled"]) == (1, 1)
 
 
-def test_usage_failed_for_good_for_a_subscribed_customer_is_drift(account: Account) -> None:
+def test_usage_failed_for_good_for_a_subscribed_customer_is_drift(
+    account: Account, clock: Clock
+) -> None:
     """Stripe refused the row for good: nothing bills it until someone retries it."""
     customer = account.customer()
     account.subscribe(customer)
@@ -72,6 +75,7 @@ def test_usage_failed_for_good_for_a_subscribed_customer_is_drift(account: Accou
         deliver_pending()
     finally:
         account.fake.clock.reset()
+    clock.advance(SETTLED)
 
     document, code = sync_exit()
 
