@@ -412,13 +412,18 @@ class BillingMachine(RuleBasedStateMachine):
     @precondition(lambda self: UsageEvent.objects.filter(metric__key="calls", status="sent"))
     @rule(pick=picks)
     def stripe_loses_an_event(self, pick: int) -> None:
-        """An event the ledger sent is cancelled by something else (a Dashboard user)."""
+        """An event the ledger sent is cancelled by something else (a Dashboard user). Only
+        one Stripe holds: a stream event Stripe refused after accepting it (its meter was
+        deactivated) is "sent" in the ledger until the error report arrives, and can't be
+        cancelled."""
+        held = {event["identifier"] for event in self.fake.meter_events("calls")}
         sent = list(
             UsageEvent.objects.filter(
                 metric__key="calls",
                 status="sent",
                 group__isnull=True,
                 sent_at__gte=self.now() - timedelta(hours=23),  # Stripe cancels within 24 h
+                identifier__in=held,
             )
             .exclude(identifier__in=self.lost)
             .exclude(identifier__startswith=CORRECTION_PREFIX)
