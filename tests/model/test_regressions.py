@@ -161,14 +161,17 @@ def test_a_cancellation_stripe_applied_behind_an_error_is_made_up_by_the_sync(
     state: BillingMachine,
 ) -> None:
     """Stripe cancelled the event and answered 500 (the answer stored under the request's
-    key): Cancel said Stripe could not be reached and left the row sent, as it must (Stripe
-    has no read of a single event to tell), while Stripe no longer billed it; the model took
+    key): Cancel said Stripe could not be reached and left the row sent, as it must (no Stripe
+    endpoint lists individual events), while Stripe no longer billed it; the model took
     the row for billed. Found by a long exploration (2026-12-02), shrunk by hand; the model
-    now counts such an event lost, which billflow_sync makes up for (a retried Cancel takes
-    it back, see above)."""
+    now counts such an event lost, which billflow_sync makes up for. Staff then retry the
+    Cancel, as it asked: the row is cancelled ("already cancelled") and the next sync takes
+    the correction back."""
     state.record_calls(index=0, value=7)
     state.worker_round()
     state.stripe_fails(fault="stored_after", times=1, events_only=False)
+    state.staff_cancels_rows(count=1, newest=False)
+    state.settle()
     state.staff_cancels_rows(count=1, newest=False)
 
 
