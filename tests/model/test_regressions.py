@@ -130,21 +130,6 @@ def test_staff_never_cancel_here_what_a_lost_answer_sent(state: BillingMachine) 
     state.staff_cancels_rows(count=1, newest=False)
 
 
-def test_a_report_the_endpoint_could_not_fetch_is_delivered_again(
-    state: BillingMachine,
-) -> None:
-    """With the key revoked the meter error endpoint can't fetch the thin event and answers
-    502, recording nothing, so that Stripe delivers it again; the model took the 502 for a
-    failure and never delivered it again. Found by the long exploration (2026-12-02), shrunk
-    by hand; the model now delivers it again, as Stripe does."""
-    state.switch_delivery(delivery="worker", meter_api="v2", window=0)
-    state.meter_deactivated(key="units")
-    state.place_order(index=0, quantity=1, reuse=0)
-    state.worker_round()
-    state.api_key_revoked()
-    state.stripe_reports_meter_errors()
-
-
 def test_stripe_loses_only_events_it_holds(state: BillingMachine) -> None:
     """The stream accepted the event and refused it later (its meter deactivated): the row is
     "sent" until the error report arrives, but Stripe holds nothing a Dashboard user could
@@ -173,6 +158,21 @@ def test_a_cancellation_stripe_applied_behind_an_error_is_made_up_by_the_sync(
     state.staff_cancels_rows(count=1, newest=False)
     state.settle()
     state.staff_cancels_rows(count=1, newest=False)
+
+
+def test_a_report_the_endpoint_could_not_fetch_is_delivered_again(
+    state: BillingMachine,
+) -> None:
+    """With the key revoked the meter error endpoint can't fetch the thin event and answers
+    502, recording nothing, so that Stripe delivers it again; the model took the 502 for a
+    failure and never delivered it again. Found by the long exploration (2026-12-02), shrunk
+    by hand; the model now delivers it again, as Stripe does."""
+    state.switch_delivery(delivery="worker", meter_api="v2", window=0)
+    state.meter_deactivated(key="units")
+    state.place_order(index=0, quantity=1, reuse=0)
+    state.worker_round()
+    state.api_key_revoked()
+    state.stripe_reports_meter_errors()
 
 
 @pytest.mark.xfail(
