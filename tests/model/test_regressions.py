@@ -130,6 +130,36 @@ def test_staff_never_cancel_here_what_a_lost_answer_sent(state: BillingMachine) 
     state.staff_cancels_rows(count=1, newest=False)
 
 
+def test_stripe_loses_only_events_it_holds(state: BillingMachine) -> None:
+    """The stream accepted the event and refused it later (its meter deactivated): the row is
+    "sent" until the error report arrives, but Stripe holds nothing a Dashboard user could
+    cancel; the model picked it anyway and the fake Stripe refused the cancellation. Found by
+    a long exploration (2026-12-02), shrunk by hand; the model now loses only events Stripe
+    holds."""
+    state.switch_delivery(delivery="on_commit", meter_api="v2", window=0)
+    state.meter_deactivated(key="calls")
+    state.record_calls(index=0, value=5)
+    state.stripe_loses_an_event(pick=0)
+
+
+def test_a_cancellation_stripe_applied_behind_an_error_is_made_up_by_the_sync(
+    state: BillingMachine,
+) -> None:
+    """Stripe cancelled the event and answered 500 (the answer stored under the request's
+    key): Cancel said Stripe could not be reached and left the row sent, as it must (no Stripe
+    endpoint lists individual events), while Stripe no longer billed it; the model took
+    the row for billed. Found by a long exploration (2026-12-02), shrunk by hand; the model
+    now counts such an event lost, which billflow_sync makes up for. Staff then retry the
+    Cancel, as it asked: the row is cancelled ("already cancelled") and the next sync takes
+    the correction back."""
+    state.record_calls(index=0, value=7)
+    state.worker_round()
+    state.stripe_fails(fault="stored_after", times=1, events_only=False)
+    state.staff_cancels_rows(count=1, newest=False)
+    state.settle()
+    state.staff_cancels_rows(count=1, newest=False)
+
+
 def test_a_report_the_endpoint_could_not_fetch_is_delivered_again(
     state: BillingMachine,
 ) -> None:
