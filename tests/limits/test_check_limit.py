@@ -20,7 +20,8 @@ from tests.factories import (
 )
 from tests.limits.conftest import CUSTOMER
 
-pytestmark = pytest.mark.django_db
+# The figures below are of the billing period around the suite's usual instant (tests/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.now("2026-06-15T12:00:00Z")]
 
 
 def subscribe(customer_id: str, price_id: str, status: str = "active") -> None:

@@ -18,7 +18,8 @@ from tests.factories import OrderFactory, UsageLimitFactory, WorkspaceFactory
 from tests.limits.conftest import CUSTOMER
 from tests.testapp.models import Order
 
-pytestmark = pytest.mark.django_db
+# The figures below are of the billing period around the suite's usual instant (tests/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.now("2026-06-15T12:00:00Z")]
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ from tests.factories import (
 )
 from tests.limits.conftest import CUSTOMER
 
-pytestmark = pytest.mark.django_db
+# The figures below are of the billing period around the suite's usual instant (tests/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.now("2026-06-15T12:00:00Z")]
 
 
 def record(metric, value=1, *, at=None, customer=CUSTOMER):

@@ -10,7 +10,8 @@ from django.utils import timezone
 import billflow_usage
 from tests.factories import CustomerFactory, UsageLimitFactory, WorkspaceFactory
 
-pytestmark = pytest.mark.django_db
+# The figures below are of the billing period around the suite's usual instant (tests/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.now("2026-06-15T12:00:00Z")]
 
 CUSTOMER_FOR_REQUEST = "tests.limits.customer_for_request.workspace_of"
 

@@ -12,7 +12,8 @@ import billflow_usage
 from tests.factories import UsageLimitFactory
 from tests.limits.conftest import CUSTOMER
 
-pytestmark = pytest.mark.django_db
+# The figures below are of the billing period around the suite's usual instant (tests/clock.py).
+pytestmark = [pytest.mark.django_db, pytest.mark.now("2026-06-15T12:00:00Z")]
 
 #: The suite's instant (2026-06-15 12:00 UTC) to the end of June.
 SECONDS_LEFT = int(
